@@ -1,0 +1,27 @@
+"""ganforge mix: the style-mixing figure (like NVIDIA's style_mixing.py)."""
+
+from ganforge.cli.common import add_network_args, add_sampling_args, load_checkpoint
+from ganforge.synthesis.mixing import style_mixing_figure
+from ganforge.synthesis.seeds import parse_range
+
+NAME = "mix"
+HELP = "style-mixing grid: row seeds' images with some layers' styles from column seeds"
+
+
+def add_arguments(p):
+    add_network_args(p)
+    p.add_argument("--rows", required=True, help="row seeds, e.g. 85,100,75")
+    p.add_argument("--cols", required=True, help="column seeds, e.g. 55,821,1789")
+    p.add_argument("--styles", default="0-6", help="layers taken from the column seed (default 0-6: coarse)")
+    add_sampling_args(p)
+    p.add_argument("--outdir", default="out", help="output directory (default ./out)")
+
+
+def run(args):
+    rows = parse_range(args.rows, "rows")
+    cols = parse_range(args.cols, "cols")
+    styles = parse_range(args.styles, "styles", max_value=10_000)
+    G = load_checkpoint(args).G_ema
+    out = style_mixing_figure(G, args.outdir, rows, cols, styles, truncation_psi=args.trunc,
+                              class_idx=args.class_idx, noise_mode=args.noise_mode)
+    print(f"wrote {len(out['images'])} mixed images and {out['grid']}")

@@ -1,0 +1,81 @@
+"""Checkpoints: the native format and readers/writers of other tools' formats.
+
+`load(path)` detects the format by content (never by extension): each reader module in READERS
+exposes `sniff(path) -> bool` and `read(path, device) -> Checkpoint`; the first that recognises
+the file reads it. Nothing here ever executes code from a file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ganforge.errors import FormatError, UsageError
+
+READERS = ["native", "nvidia_pkl", "tf_pkl", "rosinality"]
+
+
+@dataclass
+class Checkpoint:
+    """Networks of one training snapshot. G_ema is what you sample from; D is None when absent."""
+
+    G: nn.Module | None
+    G_ema: nn.Module | None
+    D: nn.Module | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.G_ema is None:
+            self.G_ema = self.G
+        if self.G is None:
+            self.G = self.G_ema
+
+    @property
+    def architecture(self) -> str:
+        return self.config.get("architecture", "stylegan2")
+
+    def save(self, path: str | os.PathLike) -> None:
+        from ganforge.formats import native
+
+        native.save(self, path)
+
+    def to(self, device) -> "Checkpoint":
+        for net in {id(n): n for n in (self.G, self.G_ema, self.D) if n is not None}.values():
+            net.to(device)
+        return self
+
+
+def _reader(name: str):
+    try:
+        return importlib.import_module(f"ganforge.formats.{name}")
+    except ModuleNotFoundError as e:
+        if e.name == f"ganforge.formats.{name}":
+            return None
+        raise
+
+
+def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
+    """Read a checkpoint of any supported format -> Checkpoint (networks in eval mode on `device`)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UsageError(f"{path} does not exist; pass a checkpoint directory or file with --network")
+    if os.path.isfile(path) and not os.access(path, os.R_OK):
+        raise UsageError(f"{path} is not readable (check its permissions)")
+    for name in READERS:
+        reader = _reader(name)
+        if reader is not None and reader.sniff(path):
+            ckpt = reader.read(path, device=device)
+            for net in (ckpt.G, ckpt.G_ema, ckpt.D):
+                if net is not None:
+                    net.eval().requires_grad_(False)
+            return ckpt
+    known = ", ".join(n for n in READERS if _reader(n) is not None)
+    raise FormatError(f"{path} is not a checkpoint ganforge can read (known formats: {known}); "
+                      "use a ganforge directory (config.json + model.safetensors) or a published StyleGAN2 file")
+
+
+__all__ = ["Checkpoint", "load", "READERS"]

@@ -1,0 +1,104 @@
+"""Weight modulation and demodulation (StyleGAN2 §2.2), the replacement for AdaIN.
+
+Two ways to run the same math, chosen by the caller (they agree to float tolerance):
+- fused: build one kernel per sample and run a grouped convolution (batch folded into groups);
+- non-fused: scale the input channels by the styles, run one shared-weight convolution over the
+  whole batch, scale the output channels by the demodulation coefficients. This is the faster
+  path on CPUs and for training, because the shared convolution is one big matrix product.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganforge.nn.resample import conv2d_resample
+
+DEMOD_EPS = 1e-8  # epsilon inside the demodulation rsqrt (StyleGAN2 eq. 3)
+
+
+def modulate(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """Scale each input feature map's kernels by its style (StyleGAN2 eq. 1).
+
+    w'_ijk = s_i * w_ijk
+
+    weight: [out_channels, in_channels, kh, kw]
+    styles: [batch, in_channels]
+    returns [batch, out_channels, in_channels, kh, kw]
+    """
+    return weight.unsqueeze(0) * styles.reshape(styles.shape[0], 1, -1, 1, 1)
+
+
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = DEMOD_EPS) -> torch.Tensor:
+    """Per-sample, per-output-channel scale that restores unit output variance (StyleGAN2 eq. 3).
+
+    sigma_j = sqrt( sum_{i,k} (s_i * w_ijk)^2 + eps ),   returns 1 / sigma_j
+
+    Computed without materialising the modulated kernels:
+    sum_{i,k} s_i^2 w_ijk^2 = (s^2) @ (sum_k w_ijk^2)^T.
+
+    weight: [out_channels, in_channels, kh, kw]
+    styles: [batch, in_channels]
+    returns [batch, out_channels]
+    """
+    wsq = weight.square().sum(dim=[2, 3])  # [O, I]
+    return (styles.square() @ wsq.t() + eps).rsqrt()
+
+
+def demodulate(weight: torch.Tensor, styles: torch.Tensor, eps: float = DEMOD_EPS) -> torch.Tensor:
+    """Modulate a conv kernel per sample and demodulate it (StyleGAN2, eq. 1-3).
+
+    w'_ijk  = s_i * w_ijk                              (modulation)
+    w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + eps)     (demodulation)
+
+    weight: [out_channels, in_channels, kh, kw]
+    styles: [batch, in_channels]
+    returns [batch, out_channels, in_channels, kh, kw]
+    """
+    w = modulate(weight, styles)
+    return w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + eps).rsqrt()
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, noise: torch.Tensor | None = None,
+                     up: int = 1, down: int = 1, padding: int = 0, resample_filter: torch.Tensor | None = None,
+                     demodulate: bool = True, flip_weight: bool = True, fused_modconv: bool = False) -> torch.Tensor:
+    """Modulated (and optionally demodulated) convolution with optional FIR resampling and added noise.
+
+    y_bj = (1/sigma_bj if demodulate) * sum_i conv(x_bi * s_bi, w_ij) + noise_b
+
+    x:      [batch, in_channels, height, width]
+    weight: [out_channels, in_channels, kh, kw]
+    styles: [batch, in_channels]
+    noise:  None or broadcastable to [batch, out_channels, height*up/down, width*up/down]
+    returns [batch, out_channels, height * up / down, width * up / down]
+
+    With float16 inputs the weight and styles are first scaled by their max-norms so the modulated
+    kernels cannot overflow; demodulation makes the result independent of that scale.
+    """
+    batch = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:
+        weight = weight * (1 / (in_channels * kh * kw) ** 0.5 / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
+
+    if not fused_modconv:
+        x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
+                            flip_weight=flip_weight)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(batch, -1, 1, 1)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return x
+
+    w = modulate(weight, styles)
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(batch, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_channels, kh, kw)
+    x = conv2d_resample(x, w.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
+                        groups=batch, flip_weight=flip_weight)
+    x = x.reshape(batch, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
