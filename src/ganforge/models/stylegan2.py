@@ -403,13 +403,14 @@ class DiscriminatorEpilogue(nn.Module):
 
     def __init__(self, in_channels: int, cmap_dim: int, resolution: int, img_channels: int,
                  architecture: str = "resnet", mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1,
-                 activation: str = "lrelu", conv_clamp: float | None = None):
+                 activation: str = "lrelu", conv_clamp: float | None = None, is_first: bool = False):
         super().__init__()
         self.in_channels = in_channels
         self.cmap_dim = cmap_dim
         self.resolution = resolution
         self.architecture = architecture
-        if architecture == "skip":
+        self.is_first = is_first  # a 4x4 D has no blocks: the epilogue reads the image itself
+        if architecture == "skip" or is_first:
             self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation,
@@ -418,9 +419,12 @@ class DiscriminatorEpilogue(nn.Module):
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
-        x = x.to(torch.float32)
-        if self.architecture == "skip":
-            x = x + self.fromrgb(img.to(torch.float32))
+        if self.is_first:
+            x = self.fromrgb(img.to(torch.float32))
+        else:
+            x = x.to(torch.float32)
+            if self.architecture == "skip":
+                x = x + self.fromrgb(img.to(torch.float32))
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
@@ -469,7 +473,8 @@ class Discriminator(nn.Module):
         if c_dim > 0:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
                                           **mapping_kwargs)
-        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, is_first=img_resolution == 4,
+                                        **epilogue_kwargs, **common)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
                 update_emas: bool = False) -> torch.Tensor:

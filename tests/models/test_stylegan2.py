@@ -1,0 +1,152 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_D, tiny_G
+from ganforge.models.latents import z_from_seeds
+from ganforge.models.stylegan2 import Discriminator, Generator, channels_for
+
+
+@pytest.mark.parametrize("res", [4, 8, 32])
+@pytest.mark.parametrize("img_channels", [1, 3, 4])
+@pytest.mark.parametrize("arch", ["skip", "orig", "resnet"])
+def test_generator_and_discriminator_shapes(res, img_channels, arch):
+    G = tiny_G(res=res, img_channels=img_channels, architecture=arch)
+    D = tiny_D(res=res, img_channels=img_channels, architecture={"skip": "skip", "orig": "orig",
+                                                                  "resnet": "resnet"}[arch])
+    assert G.num_ws == 2 * int(np.log2(res)) - 2
+    img = G(torch.randn(4, 16), None)
+    assert img.shape == (4, img_channels, res, res) and img.dtype == torch.float32
+    assert D(img, None).shape == (4, 1)
+
+
+def test_num_ws_and_channel_table_match_config_f():
+    assert [channels_for(r, 32768, 512) for r in (4, 64, 128, 256, 512, 1024)] == [512, 512, 256, 128, 64, 32]
+    G = Generator(512, 0, 512, 1024, 3)
+    assert G.num_ws == 18
+    assert G.synthesis.b1024.conv0.weight.shape == (32, 64, 3, 3)
+    n_params = sum(p.numel() for p in G.parameters())
+    assert n_params == 30_370_060  # config F 1024x1024 generator (NVIDIA's FFHQ network)
+
+
+def test_state_dict_names_follow_nvidia_layout():
+    G = tiny_G(res=8, c_dim=3)
+    keys = set(G.state_dict())
+    expected = {
+        "mapping.embed.weight", "mapping.embed.bias", "mapping.fc0.weight", "mapping.fc1.bias", "mapping.w_avg",
+        "synthesis.b4.const", "synthesis.b4.resample_filter", "synthesis.b4.conv1.weight",
+        "synthesis.b4.conv1.noise_strength", "synthesis.b4.conv1.noise_const", "synthesis.b4.conv1.affine.weight",
+        "synthesis.b4.conv1.affine.bias", "synthesis.b4.conv1.bias", "synthesis.b4.conv1.resample_filter",
+        "synthesis.b4.torgb.weight", "synthesis.b4.torgb.bias", "synthesis.b4.torgb.affine.weight",
+        "synthesis.b8.conv0.weight", "synthesis.b8.conv0.resample_filter", "synthesis.b8.conv0.noise_const",
+        "synthesis.b8.conv1.weight", "synthesis.b8.torgb.affine.bias", "synthesis.b8.resample_filter",
+    }
+    assert expected <= keys
+    assert G.state_dict()["mapping.fc0.weight"].shape == (16, 32)  # z (16) + embed (16)
+    D = tiny_D(res=8, c_dim=3)
+    dkeys = set(D.state_dict())
+    assert {"b8.fromrgb.weight", "b8.conv0.weight", "b8.conv1.weight", "b8.skip.weight", "b8.resample_filter",
+            "b4.conv.weight", "b4.fc.weight", "b4.out.weight", "mapping.embed.weight", "mapping.fc0.weight"} <= dkeys
+    assert "b8.skip.bias" not in dkeys
+    assert D.state_dict()["b4.conv.weight"].shape[1] == D.state_dict()["b4.conv.weight"].shape[0] + 1  # + mbstd
+
+
+def test_truncation_psi_zero_gives_w_avg_and_one_is_identity():
+    G = tiny_G().eval()
+    G.mapping.w_avg.copy_(torch.randn(16))
+    z = torch.randn(3, 16)
+    w1 = G.mapping(z, None)
+    assert torch.equal(G.mapping(z, None, truncation_psi=1), w1)
+    w0 = G.mapping(z, None, truncation_psi=0)
+    assert torch.allclose(w0, G.mapping.w_avg.expand_as(w0))
+    w_half = G.mapping(z, None, truncation_psi=0.5, truncation_cutoff=2)
+    assert torch.allclose(w_half[:, :2], G.mapping.w_avg + 0.5 * (w1[:, :2] - G.mapping.w_avg), atol=1e-6)
+    assert torch.equal(w_half[:, 2:], w1[:, 2:])
+
+
+def test_w_avg_tracks_batch_mean_with_beta_0995_in_training():
+    G = tiny_G().train()
+    G.mapping.w_avg.zero_()
+    z = torch.randn(8, 16)
+    with torch.no_grad():
+        ws = G.mapping(z, None)
+    assert torch.allclose(G.mapping.w_avg, (1 - 0.995) * ws[:, 0].mean(0), atol=1e-6)
+    G.eval()
+    before = G.mapping.w_avg.clone()
+    G.mapping(z, None)
+    assert torch.equal(G.mapping.w_avg, before)
+
+
+def test_noise_modes():
+    G = tiny_G().eval()
+    for name, p in G.named_parameters():
+        if name.endswith("noise_strength"):
+            p.data.fill_(0.5)
+    ws = G.mapping(torch.randn(2, 16), None)
+    const_a, const_b = G.synthesis(ws, noise_mode="const"), G.synthesis(ws, noise_mode="const")
+    assert torch.equal(const_a, const_b)
+    rand_a, rand_b = G.synthesis(ws, noise_mode="random"), G.synthesis(ws, noise_mode="random")
+    assert not torch.allclose(rand_a, rand_b)
+    none = G.synthesis(ws, noise_mode="none")
+    for name, p in G.named_parameters():
+        if name.endswith("noise_strength"):
+            p.data.zero_()
+    assert torch.allclose(G.synthesis(ws, noise_mode="const"), none, atol=1e-6)
+    G.synthesis.b8.conv1.noise_const.add_(1.0)
+    assert torch.allclose(G.synthesis(ws, noise_mode="const"), none, atol=1e-6)  # strength 0: buffer ignored
+    with pytest.raises(ValueError):
+        G.synthesis(ws, noise_mode="bogus")
+
+
+def test_each_torgb_shares_w_with_next_conv0():
+    G = tiny_G(res=16).eval()
+    ws = G.mapping(torch.randn(1, 16), None)
+    slices = G.synthesis.block_ws(ws)
+    assert [s.shape[1] for s in slices] == [2, 3, 3]
+    assert torch.equal(slices[0][:, 1], slices[1][:, 0])  # b4.torgb and b8.conv0 both read ws[:, 1]
+
+
+def test_style_mixing_layers_come_from_second_w():
+    from ganforge.synthesis.mixing import mix_at, mix_styles
+
+    G = tiny_G(res=16).eval()
+    wa = G.mapping(torch.randn(1, 16), None)
+    wb = G.mapping(torch.randn(1, 16), None)
+    mixed = mix_at([wa, wb], [3])
+    assert torch.equal(mixed[:, :3], wa[:, :3]) and torch.equal(mixed[:, 3:], wb[:, 3:])
+    assert torch.equal(mix_styles(wa, wb, [0, 1]), mix_at([wb, wa], [2]))
+    img = G.synthesis(mixed, noise_mode="const")
+    assert img.shape == (1, 3, 16, 16)
+
+
+def test_conditional_networks_need_labels():
+    G = tiny_G(c_dim=4).eval()
+    c = torch.eye(4)[[0, 1]]
+    assert G(torch.randn(2, 16), c).shape == (2, 3, 16, 16)
+    with pytest.raises(ValueError, match="conditional"):
+        G(torch.randn(2, 16), None)
+    D = tiny_D(c_dim=4)
+    out = D(torch.randn(2, 3, 16, 16), c)
+    assert out.shape == (2, 1)
+    # Projection discriminator: the logit depends on the label.
+    assert not torch.allclose(out, D(torch.randn(2, 3, 16, 16) * 0 + 0, torch.eye(4)[[2, 3]]))
+
+
+def test_seeds_give_numpy_randomstate_latents():
+    z = z_from_seeds([0, 42], 512)
+    assert torch.equal(z[1], torch.from_numpy(np.random.RandomState(42).randn(512)).float())
+
+
+def test_sample_is_deterministic_uint8():
+    G = tiny_G(c_dim=3).eval()
+    a = G.sample([1, 2, 3], class_idx=2, truncation_psi=0.7)
+    assert a.dtype == torch.uint8 and a.shape == (3, 3, 16, 16)
+    assert torch.equal(a, G.sample([1, 2, 3], class_idx=2, truncation_psi=0.7, batch_size=2))
+
+
+def test_freeze_d_turns_first_layers_into_buffers():
+    D = tiny_D(res=16, block_kwargs=dict(freeze_layers=2))
+    names = dict(D.named_parameters())
+    assert "b16.fromrgb.weight" not in names and "b16.conv0.weight" not in names
+    assert "b16.conv1.weight" in names
+    assert "b16.fromrgb.weight" in D.state_dict()

@@ -1,0 +1,57 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganforge.nn.modconv import demodulate, demodulation_coefficients, modulate, modulated_conv2d
+from ganforge.nn.resample import setup_filter
+
+
+def test_demodulation_keeps_unit_variance():
+    # StyleGAN2 §2.2: with unit-variance i.i.d. inputs, demodulated outputs have unit variance.
+    torch.manual_seed(0)
+    x = torch.randn(64, 32, 16, 16)
+    w = torch.randn(48, 32, 3, 3)
+    s = torch.rand(64, 32) + 0.5
+    y = modulated_conv2d(x, w, s, demodulate=True, padding=1)
+    assert y[:, :, 1:-1, 1:-1].std().item() == pytest.approx(1.0, rel=0.05)
+    # Without demodulation the scale follows the styles and the kernel norm instead.
+    y_raw = modulated_conv2d(x, w, s, demodulate=False, padding=1)
+    assert y_raw[:, :, 1:-1, 1:-1].std().item() > 3
+
+
+def test_demodulate_matches_equation():
+    w = torch.randn(4, 3, 3, 3)
+    s = torch.rand(2, 3) + 0.1
+    got = demodulate(w, s)
+    for b in range(2):
+        for o in range(4):
+            wp = w[o] * s[b][:, None, None]                       # eq. 1
+            expected = wp / torch.sqrt((wp ** 2).sum() + 1e-8)   # eq. 3
+            assert torch.allclose(got[b, o], expected, atol=1e-6)
+    assert torch.allclose(demodulation_coefficients(w, s),
+                          (modulate(w, s).square().sum([2, 3, 4]) + 1e-8).rsqrt(), atol=1e-6)
+
+
+@pytest.mark.parametrize("up", [1, 2])
+@pytest.mark.parametrize("demod", [True, False])
+def test_fused_and_shared_weight_paths_agree(up, demod):
+    torch.manual_seed(1)
+    x = torch.randn(3, 5, 8, 8)
+    w = torch.randn(6, 5, 3, 3)
+    s = torch.randn(3, 5)
+    noise = torch.randn(3, 1, 8 * up, 8 * up)
+    f = setup_filter([1, 3, 3, 1])
+    kw = dict(noise=noise, up=up, padding=1, resample_filter=f, demodulate=demod, flip_weight=(up == 1))
+    a = modulated_conv2d(x, w, s, fused_modconv=True, **kw)
+    b = modulated_conv2d(x, w, s, fused_modconv=False, **kw)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_modulated_conv_equals_per_sample_convolution():
+    x = torch.randn(2, 3, 6, 6)
+    w = torch.randn(4, 3, 3, 3)
+    s = torch.randn(2, 3)
+    y = modulated_conv2d(x, w, s, padding=1)
+    for b in range(2):
+        ref = F.conv2d(x[b:b + 1], demodulate(w, s)[b], padding=1)
+        assert torch.allclose(y[b:b + 1], ref, atol=1e-5)

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+import torch.nn.functional as F
+
+from ganforge.nn.resample import conv2d_resample, downsample2d, setup_filter, upfirdn2d, upsample2d
+
+
+def scipy_upfirdn2d(x, taps, up, down, pad):
+    """Independent reference: scipy.signal.upfirdn along each axis of a separable filter.
+
+    scipy computes the full convolution of the zero-stuffed signal; our padding [p0, p1] means the
+    output sample i sits at full-convolution index i*down + (len(taps)-1) - p0.
+    """
+    taps = np.asarray(taps, np.float64)
+    taps = taps / taps.sum()
+    p0x, p1x, p0y, p1y = pad
+
+    def along(a, axis, p0, p1):
+        full = np.apply_along_axis(lambda v: scipy.signal.upfirdn(taps, v, up=up), axis, a)
+        n_in = a.shape[axis] * up
+        length = n_in + p0 + p1 - len(taps) + 1
+        start = len(taps) - 1 - p0
+        idx = np.arange(start, start + length)
+        valid = (idx >= 0) & (idx < full.shape[axis])
+        out = np.zeros(a.shape[:axis] + (length,) + a.shape[axis + 1:])
+        sl = [slice(None)] * a.ndim
+        sl[axis] = np.nonzero(valid)[0]
+        src = [slice(None)] * a.ndim
+        src[axis] = idx[valid]
+        out[tuple(sl)] = full[tuple(src)]
+        sl = [slice(None)] * a.ndim
+        sl[axis] = slice(None, None, down)
+        return out[tuple(sl)]
+
+    y = along(x.astype(np.float64), 3, p0x, p1x)
+    return along(y, 2, p0y, p1y)
+
+
+def test_setup_filter_is_normalised_outer_product():
+    f = setup_filter([1, 3, 3, 1])
+    assert f.shape == (4, 4)
+    expected = torch.tensor([1.0, 3, 3, 1])
+    assert torch.allclose(f, torch.outer(expected, expected) / 64)
+    assert f.sum().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("up,down,pad", [(1, 1, [1, 2, 0, 1]), (2, 1, [2, 1, 2, 1]), (1, 2, [1, 1, 1, 1]),
+                                         (2, 1, [-1, 0, 1, -2]), (1, 1, [0, 0, 0, 0])])
+def test_upfirdn2d_matches_scipy(up, down, pad):
+    x = np.random.RandomState(0).randn(2, 3, 7, 9).astype(np.float32)
+    got = upfirdn2d(torch.from_numpy(x), setup_filter([1, 3, 3, 1]), up=up, down=down, padding=pad).numpy()
+    ref = scipy_upfirdn2d(x, [1, 3, 3, 1], up, down, pad)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_upfirdn2d_nonseparable_filter_matches_direct_convolution():
+    f = torch.tensor([[1.0, 2, 0], [0, 1, 3], [2, 0, 1]])
+    x = torch.randn(1, 2, 6, 6)
+    got = upfirdn2d(x, f, padding=1)
+    direct = F.conv2d(F.pad(x, [1, 1, 1, 1]), f.flip([0, 1])[None, None].repeat(2, 1, 1, 1), groups=2)
+    assert torch.allclose(got, direct, atol=1e-6)
+
+
+def test_upsample_downsample_shapes_and_dc_gain():
+    f = setup_filter([1, 3, 3, 1])
+    x = torch.ones(1, 1, 8, 8)
+    up = upsample2d(x, f)
+    assert up.shape == (1, 1, 16, 16)
+    assert torch.allclose(up[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))  # constant stays constant inside
+    down = downsample2d(x, f)
+    assert down.shape == (1, 1, 4, 4)
+    assert torch.allclose(down[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+
+
+def test_conv2d_resample_up_equals_convolution_of_upsampled_image():
+    # Away from the border, the fused transposed conv + FIR equals a true convolution of upsample2d(x).
+    f = setup_filter([1, 3, 3, 1])
+    x, w = torch.randn(2, 3, 8, 8), torch.randn(5, 3, 3, 3)
+    fused = conv2d_resample(x, w, f, up=2, padding=1, flip_weight=False)
+    ref = F.conv2d(upsample2d(x, f), w.flip([2, 3]), padding=1)
+    assert fused.shape == (2, 5, 16, 16)
+    assert torch.allclose(fused[..., 4:-4, 4:-4], ref[..., 4:-4, 4:-4], atol=1e-4)
+
+
+def test_conv2d_resample_down_equals_filtered_decimation_of_convolution():
+    f = setup_filter([1, 3, 3, 1])
+    x, w = torch.randn(2, 3, 8, 8), torch.randn(5, 3, 3, 3)
+    fused = conv2d_resample(x, w, f, down=2, padding=1)
+    ref = downsample2d(F.conv2d(x, w, padding=1), f)
+    assert fused.shape == (2, 5, 4, 4)
+    assert torch.allclose(fused[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1], atol=1e-4)
+    w1 = torch.randn(5, 3, 1, 1)
+    assert torch.allclose(conv2d_resample(x, w1, f, down=2), downsample2d(F.conv2d(x, w1), f), atol=1e-5)
+    assert torch.allclose(conv2d_resample(x, w1, f, up=2), upsample2d(F.conv2d(x, w1), f), atol=1e-5)
+
+
+def test_grouped_transposed_conv_matches_per_group_calls():
+    f = setup_filter([1, 3, 3, 1])
+    x, w = torch.randn(1, 6, 5, 5), torch.randn(4, 3, 3, 3)
+    both = conv2d_resample(x, w, f, up=2, padding=1, groups=2, flip_weight=False)
+    g0 = conv2d_resample(x[:, :3], w[:2], f, up=2, padding=1, flip_weight=False)
+    g1 = conv2d_resample(x[:, 3:], w[2:], f, up=2, padding=1, flip_weight=False)
+    assert torch.allclose(both, torch.cat([g0, g1], 1), atol=1e-5)
