@@ -55,3 +55,19 @@ def test_modulated_conv_equals_per_sample_convolution():
     for b in range(2):
         ref = F.conv2d(x[b:b + 1], demodulate(w, s)[b], padding=1)
         assert torch.allclose(y[b:b + 1], ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("up", [1, 2])
+def test_inplace_layer_path_matches_composed_math(up):
+    from ganforge.nn.activation import bias_act
+    from ganforge.nn.modconv import modulated_conv2d_bias_act
+
+    torch.manual_seed(2)
+    x, w, s, b = torch.randn(2, 4, 6, 6), torch.randn(5, 4, 3, 3), torch.randn(2, 4), torch.randn(5)
+    noise = torch.randn(6 * up, 6 * up)
+    f = setup_filter([1, 3, 3, 1])
+    kw = dict(up=up, padding=1, resample_filter=f, flip_weight=(up == 1))
+    composed = bias_act(modulated_conv2d(x, w, s, noise=noise, **kw), b, act="lrelu", gain=1.7, clamp=0.9)
+    with torch.no_grad():
+        fast = modulated_conv2d_bias_act(x, w, s, b, noise=noise, act="lrelu", gain=1.7, clamp=0.9, **kw)
+    assert torch.allclose(fast, composed, atol=1e-5)

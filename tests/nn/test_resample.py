@@ -104,3 +104,4 @@ def test_grouped_transposed_conv_matches_per_group_calls():
     g0 = conv2d_resample(x[:, :3], w[:2], f, up=2, padding=1, flip_weight=False)
     g1 = conv2d_resample(x[:, 3:], w[2:], f, up=2, padding=1, flip_weight=False)
     assert torch.allclose(both, torch.cat([g0, g1], 1), atol=1e-5)
+

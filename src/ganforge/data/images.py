@@ -59,12 +59,30 @@ def open_image(source, name: str = "") -> Image.Image:
         img.load()
     except Image.DecompressionBombError as e:
         raise ImageReadError(f"too large ({e})") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001  a malformed file can make any decoder raise anything
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "cannot identify image file" in msg:
             msg = "not a readable image"
         raise ImageReadError(msg) from None
     return img
+
+
+def exif_upright(img: Image.Image) -> tuple[Image.Image, bool]:
+    """Apply the EXIF orientation tag (phone photos), returning (image, whether it was rotated)."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001  broken EXIF: leave the pixels as they are
+        return img, False
+    if orientation in (None, 1):
+        return img, False
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(img), True
+    except Exception:  # noqa: BLE001
+        return img, False
 
 
 def image_kind(img: Image.Image) -> str:
@@ -132,4 +150,5 @@ def image_to_array(img: Image.Image, channels: int | None = None) -> np.ndarray:
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    # A fresh, writable array (np.asarray of a PIL image is read-only, which torch warns about).
+    return np.array(arr.transpose(2, 0, 1), order="C", copy=True)

@@ -74,8 +74,6 @@ class InfiniteSampler(torch.utils.data.Sampler):
             while True:
                 yield p, order[p % n]
                 p += 1
-        draws = []
-        k = 0
         # Replay: apply the swaps of steps 0 .. start-1 without yielding.
         while p < start:
             m = min(_CHUNK, start - p)

@@ -105,7 +105,7 @@ def folder_source(path: str, no_labels: bool = False) -> Source:
             if rel == "dataset.json" or _skip_name(rel):
                 continue
             (names if is_image_name(rel) else ignored).append(rel)
-    names.sort()
+    names.sort(key=lambda n: n.split("/"))  # path-component order, as NVIDIA's tool walks a folder
     meta_path = os.path.join(path, "dataset.json")
     meta = None
     if os.path.isfile(meta_path):
@@ -216,6 +216,8 @@ def fashion_mnist_source(split: str = "train", no_labels: bool = False) -> Sourc
     src = idx_source(images, os.path.join(root, f"{prefix}-labels-idx1-ubyte.gz"),
                      FASHION_MNIST_CLASSES, no_labels, f"Fashion-MNIST {split} ({root})")
     src.default_transform = "pad"
+    if src.label_origin:
+        src.label_origin = "Fashion-MNIST labels"
     return src
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from ganforge.data.images import ImageReadError, image_kind, to_grey_or_rgb
+from ganforge.data.images import ImageReadError, exif_upright, image_kind, to_grey_or_rgb
 from ganforge.data.sources import Source, open_source
 from ganforge.data.transforms import RESIZE_FILTERS, TRANSFORMS, apply_transform, is_power_of_two
 from ganforge.errors import UsageError
@@ -249,10 +249,17 @@ def convert_dataset(source, dest, resolution: int | None = None, transform: str 
             except ImageReadError as e:
                 report.skipped.append((item.name, str(e)))
                 continue
-            kind = image_kind(img)
+            try:
+                kind = image_kind(img)
+                img, rotated = exif_upright(img)
+                img = to_grey_or_rgb(img)
+            except (OSError, ValueError, TypeError) as e:
+                report.skipped.append((item.name, f"cannot convert {getattr(img, 'mode', '?')} image ({e})"))
+                continue
             if kind in _CONVERSION_TEXT:
                 report.conversions[_CONVERSION_TEXT[kind]] += 1
-            img = to_grey_or_rgb(img)
+            if rotated:
+                report.conversions["rotated upright (EXIF orientation)"] += 1
             if res is None:  # no --resolution: the first image decides (it must be square, 2^k)
                 w, h = img.size
                 if w != h or not is_power_of_two(w) or w < 4:

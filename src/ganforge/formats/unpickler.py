@@ -27,7 +27,7 @@ import os
 import pickle
 import struct
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
@@ -196,7 +196,7 @@ def _rebuild_from_type_v2(func, new_type, args, state):
 
 def _np_reconstruct(subtype, shape, dtype):
     if subtype is not np.ndarray:
-        _bad(f"a numpy array asks for the type {subtype!r:.60}")
+        _bad(f"a numpy array asks for the type {_describe(subtype)}")
     _check_ints("array shape", shape if isinstance(shape, (tuple, list)) else (shape,))
     if not isinstance(dtype, (bytes, str)):
         _bad("bad numpy array dtype")
@@ -220,6 +220,19 @@ def _np_scalar(dtype, data=None):
     if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize:
         _bad("a numpy scalar has malformed data")
     return np.frombuffer(bytes(data), dtype=dtype)[0]
+
+
+def _np_frombuffer(buf, dtype, shape, order="C"):
+    """numpy._core.numeric._frombuffer: how NumPy 2 pickles arrays under protocol 5."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        _bad("a numpy array has an unexpected dtype")
+    if isinstance(buf, pickle.PickleBuffer):
+        buf = bytes(buf.raw())
+    shape = _check_ints("array shape", shape if isinstance(shape, (tuple, list)) else (shape,))
+    if not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F") or \
+            len(buf) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        _bad("numpy array data does not match its shape")
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(shape, order=order).copy()
 
 
 def _ordered_dict(*args):
@@ -260,7 +273,7 @@ def _reconstruct_persistent_obj(meta):
 def _copyreg_reconstructor(cls, base, state):
     """copyreg._reconstructor(cls, object, None), used by protocol 0/1 for plain classes."""
     if cls not in (EasyDict, TFNetworkStub) or base is not _OBJECT_MARKER or state is not None:
-        _bad("an object asks to be built from an unexpected class")
+        _bad(f"an object asks to be built from {_describe(cls)}")
     return cls()
 
 
@@ -301,6 +314,8 @@ NETWORK_GLOBALS: dict[tuple[str, str], Any] = {
 for _np_mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
     NETWORK_GLOBALS[(_np_mod, "_reconstruct")] = _np_reconstruct
     NETWORK_GLOBALS[(_np_mod, "scalar")] = _np_scalar
+for _np_mod in ("numpy.core.numeric", "numpy._core.numeric"):
+    NETWORK_GLOBALS[(_np_mod, "_frombuffer")] = _np_frombuffer
 NETWORK_GLOBALS[("numpy", "dtype")] = _np_dtype
 NETWORK_GLOBALS[("numpy", "ndarray")] = np.ndarray  # only accepted as _reconstruct's subtype
 
@@ -313,6 +328,16 @@ _INSTANTIABLE = (EasyDict, TFNetworkStub)
 
 def _qualname(module: str, name: str) -> str:
     return f"{module}.{name}"
+
+
+def _describe(obj) -> str:
+    """The global name a stand-in was allowed under (for messages), else the object's type."""
+    for (module, name), value in NETWORK_GLOBALS.items():
+        if value is obj:
+            return _qualname(module, name)
+    if isinstance(obj, _Marker):
+        return obj.qualname
+    return f"a {type(obj).__name__}"
 
 
 class RestrictedUnpickler(pickle._Unpickler):
@@ -354,7 +379,7 @@ class RestrictedUnpickler(pickle._Unpickler):
     # --- opcodes that call or mutate -----------------------------------------------------------
     def _call(self, func, args, kwargs=None):
         if not callable(func) or isinstance(func, type) or id(func) not in self._callables:
-            self.refuse(f"a call of {getattr(func, 'qualname', type(func).__name__)!s:.60}")
+            self.refuse(f"a call of {_describe(func)}")
         if not isinstance(args, tuple):
             _bad(f"{self.source}: malformed call arguments")
         return func(*args, **(kwargs or {}))
@@ -481,14 +506,17 @@ class RestrictedUnpickler(pickle._Unpickler):
     def load(self):
         try:
             return super().load()
-        except FormatError:
+        except _Refused:
             raise
+        except FormatError as e:  # a stand-in rejected its arguments
+            raise _Refused(f"refusing to load {self.source}: {e}") from None
         except RecursionError:
             raise FormatError(f"{self.source} is nested too deeply to be a checkpoint") from None
         except (EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError,
                 AttributeError, UnicodeDecodeError, struct.error, OverflowError, MemoryError,
                 RuntimeError) as e:
-            msg = "ends early (truncated)" if isinstance(e, EOFError) else f"is not a readable pickle ({type(e).__name__}: {e})"
+            early = isinstance(e, EOFError) or any(w in str(e) for w in ("exhausted", "truncated", "ran out of input"))
+            msg = "ends early (truncated)" if early else f"is not a readable pickle ({type(e).__name__}: {e})"
             raise FormatError(f"{self.source} {msg:.200}") from None
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from ganforge.nn.activation import bias_act, get_activation
 from ganforge.nn.layers import Conv2dLayer, FullyConnectedLayer, normalize_2nd_moment
 from ganforge.nn.mbstd import MinibatchStdLayer
-from ganforge.nn.modconv import modulated_conv2d
+from ganforge.nn.modconv import modulated_conv2d, modulated_conv2d_bias_act
 from ganforge.nn.resample import downsample2d, setup_filter, upsample2d
 
 MAPPING_LR_MULTIPLIER = 0.01  # mapping network learns 100x slower (StyleGAN §C, kept in StyleGAN2)
@@ -156,11 +156,11 @@ class SynthesisLayer(nn.Module):
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
-                             fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return modulated_conv2d_bias_act(x, self.weight, styles, self.bias, noise=noise, up=self.up,
+                                         padding=self.padding, resample_filter=self.resample_filter,
+                                         flip_weight=(self.up == 1), fused_modconv=fused_modconv,
+                                         act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
 
 class ToRGBLayer(nn.Module):

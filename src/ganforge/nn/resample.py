@@ -52,8 +52,12 @@ def _parse_padding(padding: Padding) -> tuple[int, int, int, int]:
 
 
 def _separable_taps(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Split a rank-1 [fh, fw] kernel into column and row taps, or None if it is not rank 1."""
-    if f.ndim != 2:
+    """Split a rank-1 [fh, fw] kernel into column and row taps, or None if it is not rank 1.
+
+    The split inspects the filter's values, which graph capture (torch.compile, torch.export / ONNX,
+    tracing) cannot follow, so under capture this returns None and the 2-D filter is used: same math.
+    """
+    if f.ndim != 2 or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return None
     col = f[:, f.abs().sum(0).argmax()]
     pivot = col.abs().argmax()
@@ -63,6 +67,38 @@ def _separable_taps(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None
     if not torch.allclose(torch.outer(col, row), f, rtol=1e-6, atol=1e-9):
         return None
     return col, row
+
+
+def _fir_1d(x: torch.Tensor, taps: list[float], dim: int, p0: int, p1: int, down: int) -> torch.Tensor:
+    """Correlate x along `dim` with `taps` after zero-padding p0/p1 (negative crops), keep every `down`-th.
+
+    y[j] = sum_k taps[k] * xpad[j*down + k]    for j in [0, ceil((n + p0 + p1 - K + 1) / down))
+
+    Computed as a few shifted multiply-adds into one output buffer: no padded copy, no per-channel
+    convolution. On CPUs this is several times faster than a depthwise conv2d (same numbers up to
+    float rounding).
+    """
+    n, k_taps = x.shape[dim], len(taps)
+    full = n + p0 + p1 - k_taps + 1
+    if full <= 0:
+        raise ValueError("FIR filter is longer than the padded input")
+    out_len = (full + down - 1) // down
+    shape = list(x.shape)
+    shape[dim] = out_len
+    out = x.new_zeros(shape)
+    for k, t in enumerate(taps):
+        # Output j reads input i = j*down + k - p0; keep the j whose i falls inside [0, n).
+        j_lo = max(0, -((k - p0) // down))
+        j_hi = min(out_len, (n - 1 - k + p0) // down + 1)
+        if t == 0 or j_hi <= j_lo:
+            continue
+        src = x.narrow(dim, j_lo * down + k - p0, (j_hi - j_lo - 1) * down + 1)
+        if down > 1:
+            idx = [slice(None)] * x.ndim
+            idx[dim] = slice(None, None, down)
+            src = src[tuple(idx)]
+        out.narrow(dim, j_lo, j_hi - j_lo).add_(src, alpha=t)
+    return out
 
 
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1, padding: Padding = 0,
@@ -83,6 +119,14 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     px0, px1, py0, py1 = _parse_padding(padding)
     n, c, h, w = x.shape
+    if up == 1 and f.numel() > 1:
+        taps = _separable_taps(f.detach().to("cpu", torch.float64))
+        if taps is not None and max(f.shape) <= 8:
+            col, row = taps
+            if not flip_filter:
+                col, row = col.flip(0), row.flip(0)
+            x = _fir_1d(x, [float(t) * gain for t in row], 3, px0, px1, down)
+            return _fir_1d(x, [float(t) for t in col], 2, py0, py1, down)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
@@ -170,15 +214,11 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
                 x, f, up=up, gain=up * up,
                 padding=[padding + (fw + up - 1) // 2, padding + (fw - up) // 2,
                          padding + (fh + up - 1) // 2, padding + (fh - up) // 2])
-        # Transposed convolution wants [in, out/groups, kh, kw].
-        if groups == 1:
-            wt = w.transpose(0, 1)
-        else:
-            wt = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
-            wt = wt.reshape(groups * in_per_group, out_channels // groups, kh, kw)
-        if flip_weight:
-            wt = wt.flip([2, 3])
-        x = F.conv_transpose2d(x, wt, stride=up, groups=groups)
+        w_eff = w.flip([2, 3]) if flip_weight else w  # transposed conv taps, [out, in/groups, kh, kw]
+        # F.conv_transpose2d wants [in, out/groups, kh, kw].
+        wt = w_eff.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
+        x = F.conv_transpose2d(x, wt.reshape(groups * in_per_group, out_channels // groups, kh, kw),
+                               stride=up, groups=groups)
         # conv_transpose output is up*(H-1)+kh; the FIR filter (gain up^2) trims it to up*H + 2*padding - kh + 1.
         p0x = padding + (fw + up - 1) // 2 - (kw - 1)
         p1x = padding + (fw - up) // 2 - (kw - up)

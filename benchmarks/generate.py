@@ -1,0 +1,123 @@
+"""Generator throughput: images/s, FLOPs per image and the achieved FLOP rate.
+
+    python benchmarks/generate.py                       # CPU, both configs
+    python benchmarks/generate.py --nvidia /path/to/stylegan2-ada-pytorch   # side by side with NVIDIA's code
+    python benchmarks/generate.py --device cuda --configs f256 --batch 32
+
+Everything is measured in this process, in this run: a matrix-multiply rate (the machine's ceiling),
+ganforge's default path, ganforge's plain grouped-convolution path (what NVIDIA's code runs at
+inference), and NVIDIA's own Generator on the same weights when --nvidia points at a checkout of
+stylegan2-ada-pytorch (it is imported from there, never copied). Ratios are printed against those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+from ganforge.models.stylegan2 import Generator  # noqa: E402
+from ganforge.models.summary import generator_flops  # noqa: E402
+
+CONFIGS = {
+    # name: (Generator kwargs, default batch on CPU)
+    "small32": (dict(z_dim=64, c_dim=0, w_dim=64, img_resolution=32, img_channels=3,
+                     mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=2048, channel_max=128)), 64),
+    "f256": (dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
+                  mapping_kwargs=dict(num_layers=8), synthesis_kwargs=dict(channel_base=32768, channel_max=512)), 4),
+}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_fn(fn, device, min_time=3.0, warmup=2):
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        sync(device)
+        dt = time.perf_counter() - t0
+        if dt >= min_time and n >= 3:
+            return dt / n
+
+
+def matmul_rate(device, dtype=torch.float32, n=2048):
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sec = time_fn(lambda: a @ b, device, min_time=2.0)
+    return 2 * n ** 3 / sec
+
+
+def nvidia_generator(path, kwargs, state_dict, device):
+    sys.path.insert(0, path)
+    from training import networks  # NVIDIA's code, imported from the user's checkout
+
+    G = networks.Generator(**kwargs).to(device).eval()
+    G.load_state_dict(state_dict, strict=True)
+    return G
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", default="small32,f256")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=None, help="override the per-config batch")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--nvidia", default=os.environ.get("NVIDIA_SG2ADA"), help="path to a stylegan2-ada-pytorch checkout")
+    p.add_argument("--min-time", type=float, default=4.0)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = True
+    mm = matmul_rate(device)
+    print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
+    print(f"matmul 2048^3 fp32: {mm / 1e9:.1f} GFLOP/s (the ceiling used below)")
+    for name in args.configs.split(","):
+        kwargs, batch = CONFIGS[name]
+        batch = args.batch or batch
+        torch.manual_seed(0)
+        G = Generator(**kwargs).to(device).eval().requires_grad_(False)
+        flops = generator_flops(G)
+        z = torch.randn(batch, G.z_dim, device=device)
+        c = torch.zeros(batch, 0, device=device)
+        rows = []
+
+        def run(fused=None):
+            return lambda: G(z, c, noise_mode="const", fused_modconv=fused)
+
+        with torch.inference_mode():
+            ref = G(z, c, noise_mode="const", fused_modconv=True)
+            out = G(z, c, noise_mode="const")
+            t_fast = time_fn(run(None), device, args.min_time)
+            rows.append(("ganforge (default path)", t_fast, (out - ref).abs().max().item()))
+            t_plain = time_fn(run(True), device, args.min_time)
+            rows.append(("ganforge grouped-conv path", t_plain, 0.0))
+            if args.nvidia:
+                NG = nvidia_generator(args.nvidia, kwargs, G.state_dict(), device)
+                nv_out = NG(z, c, noise_mode="const", force_fp32=True)
+                t_nv = time_fn(lambda: NG(z, c, noise_mode="const", force_fp32=True), device, args.min_time)
+                rows.append(("NVIDIA stylegan2-ada-pytorch", t_nv, (out - nv_out).abs().max().item()))
+        print(f"\n{name}: batch {batch}, {flops / 1e9:.3f} GFLOP/image")
+        base = rows[-1][1]
+        for label, sec, diff in rows:
+            ips = batch / sec
+            rate = ips * flops
+            print(f"  {label:30s} {ips:9.2f} img/s  {rate / 1e9:7.1f} GFLOP/s  {rate / mm:6.1%} of matmul  "
+                  f"x{base / sec:5.2f} vs {rows[-1][0]}  max|diff| {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""ganforge convert: rewrite a checkpoint in another format (the input format is detected by content)."""
+
+from __future__ import annotations
+
+import os
+
+from ganforge.errors import UsageError
+
+NAME = "convert"
+HELP = "convert a checkpoint between ganforge, NVIDIA .pkl and rosinality .pt formats"
+TARGETS = ("native", "nvidia-pkl", "rosinality")
+
+
+def add_arguments(p):
+    p.add_argument("input", metavar="IN", help="checkpoint: ganforge directory, NVIDIA .pkl, TensorFlow .pkl or rosinality .pt")
+    p.add_argument("output", metavar="OUT", help="where to write (a directory for native, a file otherwise)")
+    p.add_argument("--to", choices=TARGETS, default="native", help="output format (default: native)")
+    p.add_argument("--nvidia-src", metavar="NETWORKS_PY", default=None,
+                   help="with --to nvidia-pkl: NVIDIA's training/networks.py to embed as the classes' source, as "
+                        "NVIDIA's own snapshots do; without it the pickle imports training.networks, so load it "
+                        "with NVIDIA's repository on the Python path")
+
+
+def convert(src: str, dst: str, to: str = "native", nvidia_src: str | None = None) -> None:
+    """Read `src` (any supported format) and write it to `dst` in format `to`."""
+    import ganforge
+
+    if to not in TARGETS:
+        raise UsageError(f"unknown output format {to!r}; choose one of {', '.join(TARGETS)}")
+    if nvidia_src is not None and to != "nvidia-pkl":
+        raise UsageError("--nvidia-src only applies to --to nvidia-pkl")
+    if os.path.abspath(src) == os.path.abspath(dst):
+        raise UsageError("IN and OUT are the same path; choose another output")
+    if to != "native" and os.path.isdir(dst):
+        raise UsageError(f"{dst} is a directory; --to {to} writes a file")
+    ckpt = ganforge.load(src, device="cpu")
+    if to == "native":
+        ckpt.save(dst)
+    elif to == "nvidia-pkl":
+        from ganforge.formats import nvidia_pkl
+
+        nvidia_pkl.write(ckpt, dst, nvidia_src=nvidia_src)
+    else:
+        from ganforge.formats import rosinality
+
+        rosinality.write(ckpt, dst)
+
+
+def run(args):
+    convert(args.input, args.output, args.to, args.nvidia_src)
+    print(f"wrote {args.output} ({args.to})")
