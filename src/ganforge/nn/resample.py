@@ -85,19 +85,25 @@ def _fir_1d(x: torch.Tensor, taps: list[float], dim: int, p0: int, p1: int, down
     out_len = (full + down - 1) // down
     shape = list(x.shape)
     shape[dim] = out_len
-    out = x.new_zeros(shape)
+    spans = []
     for k, t in enumerate(taps):
         # Output j reads input i = j*down + k - p0; keep the j whose i falls inside [0, n).
         j_lo = max(0, -((k - p0) // down))
         j_hi = min(out_len, (n - 1 - k + p0) // down + 1)
-        if t == 0 or j_hi <= j_lo:
-            continue
-        src = x.narrow(dim, j_lo * down + k - p0, (j_hi - j_lo - 1) * down + 1)
-        if down > 1:
-            idx = [slice(None)] * x.ndim
-            idx[dim] = slice(None, None, down)
-            src = src[tuple(idx)]
-        out.narrow(dim, j_lo, j_hi - j_lo).add_(src, alpha=t)
+        if t != 0 and j_hi > j_lo:
+            src = x.narrow(dim, j_lo * down + k - p0, (j_hi - j_lo - 1) * down + 1)
+            if down > 1:
+                idx = [slice(None)] * x.ndim
+                idx[dim] = slice(None, None, down)
+                src = src[tuple(idx)]
+            spans.append((j_lo, j_hi, t, src))
+    # Start from a tap that covers every output sample (no zero fill needed), else from zeros.
+    full = next((sp for sp in spans if sp[0] == 0 and sp[1] == out_len), None)
+    out = torch.mul(full[3], full[2]) if full is not None else x.new_zeros(shape)
+    for sp in spans:
+        if sp is not full:
+            j_lo, j_hi, t, src = sp
+            out.narrow(dim, j_lo, j_hi - j_lo).add_(src, alpha=t)
     return out
 
 
