@@ -52,6 +52,24 @@ def time_fn(fn, device, min_time=3.0, warmup=2):
             return dt / n
 
 
+def time_interleaved(fns, device, min_time=3.0, warmup=1):
+    """Median seconds per call of each fn, calling them in turn (round robin) so that a busy machine
+    slows every contender alike and the ratios stay fair."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    samples = [[] for _ in fns]
+    t_start = time.perf_counter()
+    while time.perf_counter() - t_start < min_time * len(fns) or len(samples[0]) < 3:
+        for i, fn in enumerate(fns):
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            samples[i].append(time.perf_counter() - t0)
+    return [sorted(s)[len(s) // 2] for s in samples]
+
+
 def matmul_rate(device, dtype=torch.float32, n=2048):
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -93,23 +111,22 @@ def main():
         flops = generator_flops(G)
         z = torch.randn(batch, G.z_dim, device=device)
         c = torch.zeros(batch, 0, device=device)
-        rows = []
-
         def run(fused=None):
             return lambda: G(z, c, noise_mode="const", fused_modconv=fused)
 
         with torch.inference_mode():
             ref = G(z, c, noise_mode="const", fused_modconv=True)
             out = G(z, c, noise_mode="const")
-            t_fast = time_fn(run(None), device, args.min_time)
-            rows.append(("ganforge (default path)", t_fast, (out - ref).abs().max().item()))
-            t_plain = time_fn(run(True), device, args.min_time)
-            rows.append(("ganforge grouped-conv path", t_plain, 0.0))
+            contenders = [("ganforge (default path)", run(None), (out - ref).abs().max().item()),
+                          ("ganforge grouped-conv path", run(True), 0.0)]
             if args.nvidia:
                 NG = nvidia_generator(args.nvidia, kwargs, G.state_dict(), device)
                 nv_out = NG(z, c, noise_mode="const", force_fp32=True)
-                t_nv = time_fn(lambda: NG(z, c, noise_mode="const", force_fp32=True), device, args.min_time)
-                rows.append(("NVIDIA stylegan2-ada-pytorch", t_nv, (out - nv_out).abs().max().item()))
+                contenders.append(("NVIDIA stylegan2-ada-pytorch",
+                                   lambda: NG(z, c, noise_mode="const", force_fp32=True),
+                                   (out - nv_out).abs().max().item()))
+            times = time_interleaved([fn for _, fn, _ in contenders], device, args.min_time)
+            rows = [(label, t, diff) for (label, _, diff), t in zip(contenders, times)]
         print(f"\n{name}: batch {batch}, {flops / 1e9:.3f} GFLOP/image")
         base = rows[-1][1]
         for label, sec, diff in rows:

@@ -81,6 +81,14 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
     dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
 
+    if kh == 1 and kw == 1 and up == 1 and down == 1 and padding == 0:
+        # 1x1 (ToRGB): per-sample [O, I] matrices times the pixels, one batched matmul, no scaled copy of x.
+        w = weight[None, :, :, 0, 0] * styles.reshape(batch, 1, -1)
+        if dcoefs is not None:
+            w = w * dcoefs.reshape(batch, -1, 1)
+        x = torch.bmm(w.to(x.dtype), x.reshape(batch, in_channels, -1)).reshape(batch, out_channels, *x.shape[2:])
+        return x + noise.to(x.dtype) if noise is not None else x
+
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
