@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import ganforge
-from conftest import assert_usage_error, run_cli, tiny_G
+from testkit import assert_usage_error, run_cli, tiny_G
 from ganforge.formats import Checkpoint
 from ganforge.models.latents import class_labels, to_uint8, z_from_seeds
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ganforge
-from conftest import assert_usage_error, run_cli
+from testkit import assert_usage_error, run_cli
 from ganforge.errors import FormatError, UsageError
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

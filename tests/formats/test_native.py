@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import ganforge
-from conftest import tiny_D, tiny_G
+from testkit import tiny_D, tiny_G
 from ganforge.errors import FormatError, UsageError
 from ganforge.formats import Checkpoint
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import ganforge
-from conftest import tiny_D, tiny_G
+from testkit import tiny_D, tiny_G
 from ganforge.errors import FormatError, UsageError
 from ganforge.formats import Checkpoint, nvidia_pkl
 from ganforge.formats.unpickler import PersistentObject, load_pickle

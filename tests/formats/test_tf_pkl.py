@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import ganforge
-from conftest import tiny_D, tiny_G
+from testkit import tiny_D, tiny_G
 from ganforge.errors import FormatError
 
 

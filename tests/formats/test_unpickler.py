@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import ganforge
-from conftest import assert_usage_error, run_cli
+from testkit import assert_usage_error, run_cli
 from ganforge.errors import FormatError
 from ganforge.formats import nvidia_pkl
 from ganforge.formats.unpickler import (PersistentObject, RestrictedUnpickler, TFNetworkStub,

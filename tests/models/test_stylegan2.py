@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_D, tiny_G
+from testkit import tiny_D, tiny_G
 from ganforge.models.latents import z_from_seeds
 from ganforge.models.stylegan2 import Discriminator, Generator, channels_for
 

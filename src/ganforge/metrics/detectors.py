@@ -27,8 +27,9 @@ class DetectorOptions:
     fast: bool = True  # fold BatchNorm into convs, channels_last (same numbers within float rounding)
 
 
-def _load_strict(module: torch.nn.Module, sd: dict, path, what: str):
-    """load_state_dict(strict=True) with a one-line FormatError naming the first differences."""
+def _load_strict(module: torch.nn.Module, sd: dict, path, what: str, assign: bool = False):
+    """load_state_dict(strict=True) with a one-line FormatError naming the first differences.
+    assign=True adopts the file's tensors (the module may then be built on the meta device)."""
     own = module.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
@@ -37,7 +38,7 @@ def _load_strict(module: torch.nn.Module, sd: dict, path, what: str):
     if missing or unexpected or wrong:
         raise FormatError(f"{path}: not the {what} layout (missing {missing[:3]}, unexpected {unexpected[:3]}, "
                           f"wrong shape {wrong[:3]})")
-    module.load_state_dict(sd, strict=True)
+    module.load_state_dict(sd, strict=True, assign=assign)
 
 
 def build_inception(sd: dict, path="<state dict>", fast: bool = True) -> FIDInceptionV3:
@@ -56,13 +57,14 @@ def build_inception(sd: dict, path="<state dict>", fast: bool = True) -> FIDInce
 def build_vgg16(sd: dict, path="<state dict>", lpips_sd: dict | None = None, lpips_path="<lpips>",
                 with_classifier: bool = True) -> VGG16:
     """VGG16 from a torchvision-layout state dict; optional LPIPS v0.1 heads (lin0..4.model.1.weight)."""
-    net = VGG16(with_classifier=with_classifier)
+    with torch.device("meta"):  # no 138M-parameter random init: the file's tensors are adopted
+        net = VGG16(with_classifier=with_classifier)
     if not with_classifier:
         sd = {k: v for k, v in sd.items() if not k.startswith("classifier.")}
-    _load_strict(net, sd, path, "torchvision vgg16")
+    _load_strict(net, {k: v.float() for k, v in sd.items()}, path, "torchvision vgg16", assign=True)
     if lpips_sd is not None:
         heads = LPIPSHeads()
-        _load_strict(heads, lpips_sd, lpips_path, "lpips v0.1 vgg.pth")
+        _load_strict(heads, {k: v.float() for k, v in lpips_sd.items()}, lpips_path, "lpips v0.1 vgg.pth")
         net.lpips = heads
     return net
 

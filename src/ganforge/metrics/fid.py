@@ -83,8 +83,8 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "sq
     method='sqrtm' (reference: TTUR / pytorch-fid / NVIDIA): scipy.linalg.sqrtm(Sigma1 Sigma2); if the
         result is not finite, retry with eps*I added to both covariances; take the real part.
     method='eigh': sum_i sqrt(max(lambda_i, 0)) with lambda the eigenvalues of the symmetric PSD matrix
-        A Sigma2 A, A = Sigma1^(1/2) (same spectrum as Sigma1 Sigma2). Same value within ~1e-6 relative,
-        about 10x faster for D = 2048 on CPU.
+        A Sigma2 A, A = Sigma1^(1/2) (same spectrum as Sigma1 Sigma2). Measured on a 2-core CPU, D = 2048:
+        same value to ~1e-14 relative on full-rank covariances, 3-5x faster than sqrtm (22-39 s vs 100-140 s).
     """
     if method == "sqrtm":
         covmean = _sqrtm(sigma1 @ sigma2)
@@ -110,3 +110,35 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "sqrtm") -> float:
     diff = mu1 - mu2
     tr = trace_sqrt_product(sigma1, sigma2, method)
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr)
+
+
+def trace_sqrt_product_from_features(x1: np.ndarray, x2: np.ndarray) -> float:
+    """Tr((Sigma1 Sigma2)^(1/2)) straight from two feature sets, exact for the 1/N covariances:
+
+    Sigma_k = X_k^T X_k / N_k with X_k the centred features, and the non-zero eigenvalues of Sigma1 Sigma2
+    are those of M M^T / (N1 N2), M = X1 X2^T [N1, N2]; hence Tr(...)^(1/2) = ||M||_* / sqrt(N1 N2)
+    (nuclear norm = sum of singular values). Costs O(N1 N2 D) instead of O(D^3): used when N < D, where
+    the D x D covariances are rank-deficient and sqrtm is both slow and ill-conditioned.
+    x1: [N1, D], x2: [N2, D]
+    """
+    c1 = np.asarray(x1, np.float64)
+    c2 = np.asarray(x2, np.float64)
+    c1 = c1 - c1.mean(axis=0)
+    c2 = c2 - c2.mean(axis=0)
+    s = np.linalg.svd(c1 @ c2.T, compute_uv=False)
+    return float(s.sum() / np.sqrt(c1.shape[0] * c2.shape[0]))
+
+
+def fid_from_features(x1: np.ndarray, x2: np.ndarray, method: str = "sqrtm") -> float:
+    """FID of two feature sets [N1, D], [N2, D] (1/N covariances).
+
+    With min(N1, N2) < D the trace term comes from `trace_sqrt_product_from_features` (exact, fast);
+    otherwise from `trace_sqrt_product(method)` on the covariance matrices (the reference path).
+    """
+    mu1, s1 = mean_cov(x1)
+    mu2, s2 = mean_cov(x2)
+    if min(len(x1), len(x2)) < x1.shape[1]:
+        diff = mu1 - mu2
+        tr = trace_sqrt_product_from_features(x1, x2)
+        return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr)
+    return frechet_distance(mu1, s1, mu2, s2, method=method)

@@ -8,6 +8,7 @@ Samples outside the [1st ('lower'), 99th ('higher')] percentiles are dropped bef
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 import torch
@@ -64,7 +65,8 @@ def _randomize_const_noise(G, generator: torch.Generator):
 def ppl_distances(G, distance, num_samples: int, space: str = "w", sampling: str = "end", crop: bool = False,
                   epsilon: float = PPL_EPSILON, batch_size: int = 2, seed: int = 0, labels=None,
                   device="cpu", rank: int = 0, num_gpus: int = 1, progress=None) -> np.ndarray:
-    """Per-pair path lengths d(img(t), img(t + eps)) / eps^2 for this rank's share of `num_samples`.
+    """Per-pair path lengths d(img(t), img(t + eps)) / eps^2 for this rank's share of `num_samples`,
+    as a list of (batch index, distances [n] float64).
 
     G: has .z_dim, .c_dim, .img_resolution, .mapping(z, c) -> ws, .synthesis(ws, noise_mode='const');
        its `noise_const` buffers are re-randomised per batch on a private copy (NVIDIA's protocol).
@@ -76,6 +78,9 @@ def ppl_distances(G, distance, num_samples: int, space: str = "w", sampling: str
     if space not in ("z", "w") or sampling not in ("end", "full"):
         raise ValueError(f"space must be z|w and sampling end|full, got {space!r}, {sampling!r}")
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
+    # NVIDIA synthesises PPL pairs with force_fp32=True (fp16 layers would swamp the eps = 1e-4 step).
+    fp32 = {"force_fp32": True} if "force_fp32" in inspect.signature(G.synthesis.forward if isinstance(
+        G.synthesis, torch.nn.Module) else G.synthesis).parameters else {}
     dtype = next((p.dtype for p in G.parameters()), torch.float32)
     out = []
     num_batches = (num_samples + batch_size - 1) // batch_size
@@ -100,7 +105,7 @@ def ppl_distances(G, distance, num_samples: int, space: str = "w", sampling: str
             z0, z1 = z[:n], z[n:]
             zt = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)])
             wt = G.mapping(zt, c)
-        img = G.synthesis(wt, noise_mode="const")
+        img = G.synthesis(wt, noise_mode="const", **fp32)
         if crop:
             img = crop_face(img)
         img = box_downsample(img, G.img_resolution // 256)

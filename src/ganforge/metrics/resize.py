@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import torch
 
+# Generator output -> uint8 with NVIDIA's rounding, (img * 127.5 + 128).clamp(0, 255) truncated: one home.
+from ganforge.models.latents import to_uint8  # noqa: F401
+
+__all__ = ["to_uint8", "tile_greyscale", "tf1_source_coords", "tf1_resize_bilinear", "prepare_uint8"]
+
 INCEPTION_RESOLUTION = 299  # input size of the TF inception-2015-12-05 graph
 VGG_RESOLUTION = 224  # input size of VGG16 (P&R features)
-
-
-def to_uint8(img: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] -> uint8 [0, 255], rounding like NVIDIA's metric code.
-
-    u = clamp(img * 127.5 + 128, 0, 255) truncated to uint8. The +128 (rather than +127.5) turns the
-    truncating cast into round-to-nearest.
-
-    img: [N, C, H, W] float   returns [N, C, H, W] uint8
-    """
-    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def tile_greyscale(x: torch.Tensor) -> torch.Tensor:
@@ -79,6 +73,6 @@ def tf1_resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def prepare_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 [N, 1|3, H, W] -> float32 [N, 3, size, size] in [0, 255], TF1-resized."""
     if images.dtype != torch.uint8:
-        raise TypeError(f"feature networks take uint8 images, got {images.dtype}; use to_uint8() first")
+        raise TypeError(f"feature networks take uint8 images, got {images.dtype}; use ganforge.models.latents.to_uint8 first")
     x = tile_greyscale(images).to(torch.float32)
     return tf1_resize_bilinear(x, (size, size))

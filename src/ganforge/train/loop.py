@@ -1,0 +1,759 @@
+"""The StyleGAN2 training loop (Karras et al. 2020; the phase structure of NVIDIA's
+stylegan2-ada-pytorch training_loop, written anew).
+
+Each minibatch runs the phases whose interval divides the step index:
+
+    Gmain  every step          non-saturating logistic G loss (with style mixing)
+    Greg   every pl_interval   path length penalty * pl_weight * pl_interval   (lazy regularization)
+    Dmain  every step          logistic D loss on fakes and reals
+    Dreg   every r1_interval   R1 penalty * r1_interval                         (lazy regularization)
+
+then updates G_ema. Every random draw of a step comes from generators reseeded from (seed, step),
+so a run resumed from a snapshot continues bit-for-bit, and the latents of the global batch are drawn
+identically on every rank and sliced (rank r takes samples r, r+R, ...), so K processes with
+per-process batch B/K compute the same update as one process with batch B (up to float rounding;
+the per-layer noise of the synthesis network is drawn per rank, like NVIDIA's).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganforge.errors import UsageError
+from ganforge.train import distributed as dist_utils
+from ganforge.train import rundir
+from ganforge.train.ema import ema_beta, ema_half_life_nimg, update_ema
+from ganforge.train.loss import (PL_BATCH_SHRINK, PL_DECAY, discriminator_logistic_loss, generator_logistic_loss,
+                                 mix_styles, path_length_noise, path_length_penalty, path_lengths, r1_penalty,
+                                 sanitize_gradients, style_mixing_cutoff)
+from ganforge.train.optim import make_adam
+from ganforge.train.presets import ResolvedConfig, resolve
+
+GRID_COLS = 8
+
+
+@dataclass
+class TrainOptions:
+    """Everything `ganforge train` accepts (see `ganforge train --help`)."""
+
+    data: str | None = None          # folder / zip; None: the bundled Fashion-MNIST, conditional, cfg small
+    outdir: str = "training-runs"
+    run_dir: str | None = None       # exact run directory instead of <outdir>/<NNNNN>-<desc>
+    cfg: str | None = None           # preset; default 'small' for the bundled data, else 'auto'
+    cond: bool = False
+    mirror: bool = False
+    kimg: float | None = None
+    snap: float | None = None        # snapshot interval in kimg (default 4; a resumed run keeps its own)
+    tick: float | None = None        # log interval in kimg (default min(snap, 1))
+    seed: int = 0
+    resume: str | None = None        # run directory (continue exactly) or checkpoint (fine-tune)
+    gpus: int = 1
+    gamma: float | None = None
+    batch: int | None = None
+    batch_gpu: int | None = None
+    cbase: int | None = None
+    cmax: int | None = None
+    map_depth: int | None = None
+    mbstd_group: int | None = None
+    lr: float | None = None
+    ema_kimg: float | None = None
+    fp32: bool = False
+    no_noise: bool = False           # G without per-pixel noise inputs (use_noise=False)
+    fused_d_pass: bool | None = None  # D on fakes+reals in one pass; None: on CUDA only (no gain measured on CPU)
+    metrics: list[str] = field(default_factory=list)
+    workers: int = 2
+    device: str = "auto"
+    threads: int | None = None
+    desc: str | None = None
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+def _step_seed(seed: int, step: int, stream: int) -> int:
+    """A distinct 63-bit seed per (run seed, step, stream); stream 0 is shared by all ranks."""
+    x = (int(seed) * 0x9E3779B97F4A7C15 + int(step) * 0xBF58476D1CE4E5B9 + int(stream) * 0x94D049BB133111EB)
+    x &= (1 << 64) - 1
+    x ^= x >> 31
+    return x & ((1 << 63) - 1)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "state": torch.tensor(py_state[1], dtype=torch.int64),
+                   "gauss": py_state[2]},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _open_dataset(path: str, cond: bool, mirror: bool, seed: int):
+    from ganforge.data.dataset import ImageFolderDataset
+
+    ds = ImageFolderDataset(path, use_labels=cond, xflip=mirror, random_seed=seed)
+    if cond and not ds.has_labels:
+        raise UsageError(f"--cond needs class labels, but {path} has no dataset.json labels; drop --cond or "
+                         "build the dataset with `ganforge dataset` from class sub-folders")
+    h, w = ds.image_shape[1:]
+    if h != w or h < 4 or (h & (h - 1)) != 0:
+        raise UsageError(f"dataset {path} has {w}x{h} images; training needs square power-of-two images "
+                         f"(rebuild with `ganforge dataset --source {path} --dest OUT.zip --resolution 64`)")
+    return ds
+
+
+def _to_float_images(img: torch.Tensor, device) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> float32 in [-1, 1] (NVIDIA: x / 127.5 - 1)."""
+    return img.to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
+
+
+def _grid_spec(G) -> tuple[list[int], torch.Tensor]:
+    """Fixed seeds and labels of the snapshot grid: one row per class (first 16) or an 8x8 grid."""
+    cols = GRID_COLS if G.img_resolution <= 256 else 4
+    if G.c_dim > 0:
+        rows = min(G.c_dim, 16)
+        seeds = list(range(cols)) * rows
+        c = torch.zeros([rows * cols, G.c_dim])
+        for r in range(rows):
+            c[r * cols:(r + 1) * cols, r] = 1
+    else:
+        rows = cols
+        seeds = list(range(rows * cols))
+        c = torch.zeros([rows * cols, 0])
+    return seeds, c
+
+
+@torch.no_grad()
+def render_grid(G, path: str, batch: int = 32) -> None:
+    from ganforge.models.latents import to_uint8, z_from_seeds
+    from ganforge.synthesis.images import make_grid, save_png
+
+    seeds, c = _grid_spec(G)
+    device = next(G.parameters()).device
+    z = z_from_seeds(seeds, G.z_dim)
+    imgs = []
+    for i in range(0, len(seeds), batch):
+        imgs.append(to_uint8(G(z[i:i + batch].to(device), c[i:i + batch].to(device), noise_mode="const")).cpu())
+    grid = make_grid(torch.cat(imgs), cols=GRID_COLS if G.img_resolution <= 256 else 4)
+    _save_png_atomic(grid, path)
+
+
+def _save_png_atomic(arr: np.ndarray, path: str) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB").save(buf, format="PNG")
+    rundir.atomic_write_bytes(path, buf.getvalue())
+
+
+def _save_reals(ds, path: str) -> None:
+    from ganforge.synthesis.images import make_grid
+
+    if ds.has_labels and ds.label_dim > 0:
+        rows = min(ds.label_dim, 16)
+        picked: dict[int, list[int]] = {r: [] for r in range(rows)}
+        for i in range(len(ds)):
+            k = ds.get_class(i)
+            if k is None:
+                break
+            if k < rows and len(picked[k]) < GRID_COLS:
+                picked[k].append(i)
+            if all(len(v) == GRID_COLS for v in picked.values()):
+                break
+        idx = [i for r in range(rows) for i in picked[r]]
+    else:
+        rnd = np.random.RandomState(0)
+        idx = rnd.permutation(len(ds))[:GRID_COLS * GRID_COLS].tolist()
+    if not idx:
+        return
+    imgs = np.stack([ds[i][0] for i in idx])
+    _save_png_atomic(make_grid(imgs, cols=GRID_COLS), path)
+
+
+# -- the trainer -----------------------------------------------------------------------------------
+
+class Trainer:
+    """One training run (one process of it). Construct, then `run()`."""
+
+    def __init__(self, opts: TrainOptions):
+        self.opts = opts
+        self.info = dist_utils.init(opts.device)
+        threads = opts.threads
+        if threads is None and opts.resume is not None and rundir.is_run_dir(opts.resume):
+            threads = rundir.read_options(opts.resume).get("threads")  # same float reduction order as before
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.threads = threads
+        self.device = self.info.device
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self._setup()
+
+    # .. setup ....................................................................................
+    def _setup(self) -> None:
+        opts, info = self.opts, self.info
+        resume_state = None
+        resume_ckpt = None
+        saved = None
+        if opts.resume is not None:
+            if not os.path.exists(opts.resume):
+                raise UsageError(f"--resume {opts.resume} does not exist; give a run directory or a checkpoint")
+            if rundir.is_run_dir(opts.resume):
+                saved = rundir.read_options(opts.resume)
+                snap = rundir.latest_snapshot(opts.resume)
+                if snap is None:
+                    raise UsageError(f"run directory {opts.resume} has no complete snapshot yet; "
+                                     "start a new run instead of --resume")
+                resume_state = snap
+            else:
+                from ganforge.formats import load as load_ckpt
+
+                try:
+                    resume_ckpt = load_ckpt(opts.resume, device="cpu")
+                except UsageError as e:
+                    if os.path.isdir(opts.resume):
+                        raise UsageError(f"--resume {opts.resume} is neither a ganforge run directory (it has no "
+                                         f"{rundir.OPTIONS_NAME}) nor a checkpoint") from None
+                    raise e
+
+        if saved is not None:  # continue a run: its own options, with a few allowed overrides
+            fixed = {"--cfg": opts.cfg, "--gamma": opts.gamma, "--batch": opts.batch, "--batch-gpu": opts.batch_gpu,
+                     "--cbase": opts.cbase, "--cmax": opts.cmax, "--map-depth": opts.map_depth,
+                     "--mbstd-group": opts.mbstd_group, "--lr": opts.lr, "--ema-kimg": opts.ema_kimg,
+                     "--cond": opts.cond or None, "--mirror": opts.mirror or None, "--fp32": opts.fp32 or None,
+                     "--no-noise": opts.no_noise or None, "--run-dir": opts.run_dir}
+            given = [k for k, v in fixed.items() if v is not None]
+            if given:
+                raise UsageError(f"{', '.join(given)} cannot change when continuing a run (its settings are in "
+                                 f"{rundir.OPTIONS_NAME}); to fine-tune with new settings, start a new run with "
+                                 "--resume <run>/network-snapshot-...")
+            self.run_dir = os.path.abspath(opts.resume)
+            data = opts.data or saved["data"]
+            self.cond, self.mirror, self.seed = saved["cond"], saved["mirror"], saved["seed"]
+            self.cfg = ResolvedConfig(**saved["config"])
+            if opts.kimg is not None:
+                self.cfg.kimg = float(opts.kimg)
+            self.snap = opts.snap if opts.snap is not None else saved["snap"]
+            self.tick = opts.tick if opts.tick is not None else saved["tick"]
+            if self.cfg.gpus != info.world_size:
+                raise UsageError(f"this run was trained with {self.cfg.gpus} process(es); resume it with the same "
+                                 f"number (--gpus {self.cfg.gpus}) so the batch layout and exactness are kept")
+        else:
+            self.run_dir = None
+            data = opts.data
+            self.cond, self.mirror, self.seed = opts.cond, opts.mirror, opts.seed
+            self.snap = opts.snap if opts.snap is not None else 4.0
+            self.tick = opts.tick if opts.tick is not None else min(self.snap, 1.0)
+        if data is None:
+            from ganforge.data import bundled_path
+
+            data = bundled_path("fashion-mnist")
+            if saved is None:
+                self.cond = True
+        self.data_path = os.path.abspath(data)
+        if opts.metrics:
+            from ganforge.metrics.registry import parse_metric_list
+
+            parse_metric_list(opts.metrics)  # unknown names: one clear error before any training
+        if self.snap <= 0 or self.tick <= 0:
+            raise UsageError("--snap and --tick must be positive (in kimg)")
+        self.dataset = _open_dataset(self.data_path, self.cond, self.mirror, self.seed)
+        ds = self.dataset
+        res, channels = ds.resolution, ds.num_channels
+        c_dim = ds.label_dim if self.cond else 0
+
+        if saved is None:
+            cfg_name = opts.cfg or ("small" if opts.data is None else "auto")
+            self.cfg = resolve(cfg_name, res, channels, c_dim, info.world_size, gamma=opts.gamma, kimg=opts.kimg,
+                               batch=opts.batch, batch_gpu=opts.batch_gpu, channel_base=opts.cbase,
+                               channel_max=opts.cmax, map_layers=opts.map_depth, mbstd_group=opts.mbstd_group,
+                               lr=opts.lr, ema_kimg=opts.ema_kimg, fp32=opts.fp32)
+            if opts.no_noise:
+                self.cfg.G_kwargs["synthesis_kwargs"]["use_noise"] = False
+        cfg = self.cfg
+        if (cfg.resolution, cfg.img_channels, cfg.c_dim) != (res, channels, c_dim):
+            raise UsageError(f"the dataset {self.data_path} has {res}x{res}x{channels} images and {c_dim} labels, "
+                             f"but the run was trained on {cfg.resolution}x{cfg.resolution}x{cfg.img_channels} with "
+                             f"{cfg.c_dim} labels; resume with the run's own dataset")
+
+        # Networks (identical initialisation on every rank: same seed; DDP also broadcasts rank 0's).
+        from ganforge.models import build
+
+        torch.manual_seed(self.seed)
+        if resume_ckpt is not None:
+            self._check_finetune(resume_ckpt, res, channels, c_dim)
+            G = copy.deepcopy(resume_ckpt.G)
+            G_ema = copy.deepcopy(resume_ckpt.G_ema)
+            cfg.G_kwargs = G.init_kwargs
+            if resume_ckpt.D is not None:
+                D = copy.deepcopy(resume_ckpt.D)
+                cfg.D_kwargs = D.init_kwargs
+            else:
+                D = build("stylegan2", "D", cfg.D_kwargs)
+                if info.is_main:
+                    print(f"note: {opts.resume} has no discriminator; training a new one", file=sys.stderr)
+        else:
+            G = build("stylegan2", "G", cfg.G_kwargs)
+            D = build("stylegan2", "D", cfg.D_kwargs)
+            G_ema = copy.deepcopy(G)
+        self.G = G.to(self.device).train().requires_grad_(False)
+        self.D = D.to(self.device).train().requires_grad_(False)
+        self.G_ema = G_ema.to(self.device).eval().requires_grad_(False)
+        self.pl_mean = torch.zeros([], device=self.device)
+
+        self.G_opt = make_adam(self.G.parameters(), cfg.lr, cfg.pl_interval)
+        self.D_opt = make_adam(self.D.parameters(), cfg.lr, cfg.r1_interval)
+
+        self.cur_nimg = 0
+        self.step = 0
+        self.tick_idx = 0
+        self.elapsed_before = 0.0
+        self.augment_p = 0.0
+        sampler_state = None
+        if resume_state is not None:
+            self._load_snapshot(resume_state)
+            sampler_state = self._resume_training_state["sampler"]
+        self.resume_nimg = self.cur_nimg
+
+        # Data: endless sharded sampler whose position is part of the training state.
+        from ganforge.data.sampler import InfiniteSampler
+
+        self.batch_rank = cfg.batch // info.world_size
+        self.rounds = self.batch_rank // cfg.batch_gpu
+        self.sampler = InfiniteSampler(len(ds), rank=info.rank, num_replicas=info.world_size, seed=self.seed)
+        if sampler_state is not None:
+            self.sampler.load_state_dict(sampler_state)
+        else:
+            self.sampler.load_state_dict(self.sampler.state_dict(num_consumed=0))
+        loader_kwargs = dict(sampler=self.sampler, batch_size=self.batch_rank, num_workers=max(int(opts.workers), 0),
+                             pin_memory=self.device.type == "cuda")
+        if loader_kwargs["num_workers"] > 0:
+            loader_kwargs["prefetch_factor"] = 2
+        self.loader = torch.utils.data.DataLoader(ds, **loader_kwargs)
+
+        if c_dim > 0:
+            self.all_labels = torch.from_numpy(np.stack([ds.get_label(i) for i in range(len(ds))]))
+        else:
+            self.all_labels = torch.zeros([len(ds), 0])
+
+        # DDP wrappers: mapping and synthesis separately (the path length term needs ws), and D.
+        self.G_mapping = dist_utils.wrap(self.G.mapping, info) if info.enabled else self.G.mapping
+        self.G_synthesis = dist_utils.wrap(self.G.synthesis, info) if info.enabled else self.G.synthesis
+        self.D_ddp = dist_utils.wrap(self.D, info) if info.enabled else self.D
+
+        if info.is_main:
+            if self.run_dir is None:
+                self._create_run_dir()
+            else:
+                rundir.clean_staging(self.run_dir)
+        self.run_dir = dist_utils.broadcast_object(self.run_dir, info)
+        self.stats_path = os.path.join(self.run_dir, "stats.jsonl")
+        self.tb = None
+        if info.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(self.run_dir)
+            except Exception:
+                self.tb = None
+
+    def _check_finetune(self, ckpt, res: int, channels: int, c_dim: int) -> None:
+        G = ckpt.G_ema
+        if (G.img_resolution, G.img_channels) != (res, channels):
+            raise UsageError(f"--resume network makes {G.img_resolution}x{G.img_resolution}x{G.img_channels} images "
+                             f"but the dataset has {res}x{res}x{channels}; use a matching dataset "
+                             f"(`ganforge dataset --resolution {G.img_resolution}`)")
+        if G.c_dim != c_dim:
+            raise UsageError(f"--resume network has c_dim={G.c_dim} but the dataset gives {c_dim} labels; "
+                             + ("add --cond" if G.c_dim else "drop --cond"))
+
+    def _create_run_dir(self) -> None:
+        opts, cfg = self.opts, self.cfg
+        if opts.run_dir is not None:
+            self.run_dir = os.path.abspath(opts.run_dir)
+            if os.path.exists(self.run_dir) and (not os.path.isdir(self.run_dir) or os.listdir(self.run_dir)):
+                hint = " (it is a run: continue it with --resume)" if rundir.is_run_dir(self.run_dir) else ""
+                raise UsageError(f"--run-dir {self.run_dir} exists and is not empty{hint}; choose a new directory")
+        else:
+            desc = opts.desc or (f"{cfg.cfg}-{self.dataset.name}-gpus{cfg.gpus}-batch{cfg.batch}-gamma{cfg.gamma:g}"
+                                 + ("-cond" if self.cond else "") + ("-mirror" if self.mirror else ""))
+            self.run_dir = rundir.next_run_dir(opts.outdir, desc)
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create run directory {self.run_dir}: {e.strerror}") from None
+        options = {"data": self.data_path, "cond": self.cond, "mirror": self.mirror, "seed": self.seed,
+                   "snap": self.snap, "tick": self.tick, "threads": self.threads, "resume_from": self.opts.resume,
+                   "config": cfg.to_dict(), "dataset_len": len(self.dataset)}
+        rundir.atomic_write_text(os.path.join(self.run_dir, rundir.OPTIONS_NAME), json.dumps(options, indent=2) + "\n")
+        _save_reals(self.dataset, os.path.join(self.run_dir, "reals.png"))
+        render_grid(self.G_ema, os.path.join(self.run_dir, "fakes_init.png"))
+
+    def _load_snapshot(self, snap: str) -> None:
+        from ganforge.formats import native
+
+        ckpt = native.load(snap, device="cpu")
+        for name, net in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            src = getattr(ckpt, name)
+            if src is None:
+                raise UsageError(f"snapshot {snap} lacks {name}; it cannot be resumed exactly")
+            try:
+                net.load_state_dict(src.state_dict(), strict=True)
+            except RuntimeError:
+                raise UsageError(f"snapshot {snap} does not match this run's {name} architecture") from None
+        state = rundir.read_training_state(snap)
+        self.G_opt.load_state_dict(state["G_opt"])
+        self.D_opt.load_state_dict(state["D_opt"])
+        self.pl_mean.copy_(state["pl_mean"])
+        self.cur_nimg = int(state["cur_nimg"])
+        self.step = int(state["step"])
+        self.tick_idx = int(state["tick"])
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        self.augment_p = float(state.get("augment_p", 0.0))
+        _set_rng_state(state["rng"])
+        self._resume_training_state = state
+
+    # .. one minibatch ............................................................................
+    def _slice(self, x: torch.Tensor) -> torch.Tensor:
+        """This rank's part of a globally drawn batch: samples rank, rank+R, rank+2R, ..."""
+        return x[self.info.rank::self.info.world_size]
+
+    def _draw_latents(self, gen: torch.Generator, n_global: int):
+        """z, z2 [n, z_dim], c [n, c_dim], mixing cutoff [n] for this rank, drawn globally."""
+        G = self.G
+        z = torch.randn([n_global, G.z_dim], generator=gen)
+        z2 = torch.randn([n_global, G.z_dim], generator=gen)
+        idx = torch.randint(len(self.dataset), [n_global], generator=gen)
+        c = self.all_labels[idx]
+        cutoff = style_mixing_cutoff(n_global, G.num_ws, self.cfg.style_mixing_prob, gen)
+        dev = self.device
+        return (self._slice(z).to(dev), self._slice(z2).to(dev), self._slice(c).to(dev), self._slice(cutoff).to(dev))
+
+    def _run_G(self, z, z2, c, cutoff, sync: bool):
+        """Style-mixed generator pass: ws = mix(mapping(z, c), mapping(z2, c), cutoff); img = synthesis(ws).
+        Also updates w_avg with the global batch mean of w (what the mapping network does in training)."""
+        n = z.shape[0]
+        mixing = bool((cutoff < self.G.num_ws).any()) if self.cfg.style_mixing_prob > 0 else False
+        with dist_utils.ddp_sync(self.G_mapping, sync):
+            if mixing:
+                ws_all = self.G_mapping(torch.cat([z, z2]), torch.cat([c, c]), update_emas=False)
+                ws = mix_styles(ws_all[:n], ws_all[n:], cutoff)
+                w_first = ws_all[:n, 0]
+            else:
+                ws = self.G_mapping(z, c, update_emas=False)
+                w_first = ws[:, 0]
+        mapping = self.G.mapping
+        if mapping.w_avg_beta is not None:
+            with torch.no_grad():
+                batch_mean = dist_utils.all_mean(w_first.detach().mean(dim=0))
+                mapping.w_avg.copy_(batch_mean.lerp(mapping.w_avg, mapping.w_avg_beta))
+        with dist_utils.ddp_sync(self.G_synthesis, sync):
+            img = self.G_synthesis(ws)
+        return img, ws
+
+    def _run_D_pair(self, fake, fake_c, real, real_c, sync: bool):
+        """D on fakes and on reals in ONE forward pass, with the minibatch-stddev groups kept pure.
+
+        Minibatch stddev puts sample i of an n-batch in group i mod (n/g). Laying fakes and reals out as
+        [g, n/g] blocks side by side, [g, 2n/g], gives the 2n-batch whose group m holds exactly fake
+        group m (m < n/g) or real group m - n/g, so the logits equal those of two separate calls.
+        """
+        n = fake.shape[0]
+        mbstd = getattr(self.D.b4, "mbstd", None)
+        g = None if mbstd is None else mbstd.group_size
+        fused = self.opts.fused_d_pass if self.opts.fused_d_pass is not None else self.device.type == "cuda"
+        if not fused or g is None or g > n or n % g != 0 or real.shape[0] != n:
+            with dist_utils.ddp_sync(self.D_ddp, False):
+                fake_logits = self.D_ddp(fake, fake_c)
+            with dist_utils.ddp_sync(self.D_ddp, sync):
+                real_logits = self.D_ddp(real, real_c)
+            return fake_logits, real_logits
+        k = n // g
+
+        def pair(a, b):
+            return torch.cat([a.reshape(g, k, *a.shape[1:]), b.reshape(g, k, *b.shape[1:])], dim=1).reshape(
+                2 * n, *a.shape[1:])
+
+        with dist_utils.ddp_sync(self.D_ddp, sync):
+            logits = self.D_ddp(pair(fake, real), pair(fake_c, real_c)).reshape(g, 2 * k, -1)
+        return logits[:, :k].reshape(n, -1), logits[:, k:].reshape(n, -1)
+
+    def _optimizer_step(self, net, opt) -> None:
+        sanitize_gradients(net.parameters())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def train_step(self, real_img: torch.Tensor, real_c: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the phases of minibatch `self.step` on this rank's real images; returns detached stats."""
+        cfg, info = self.cfg, self.info
+        gen = torch.Generator().manual_seed(_step_seed(self.seed, self.step, 0))
+        torch.manual_seed(_step_seed(self.seed, self.step, 1 + info.rank))  # per-layer noise of G
+        B, R, rounds, bg = cfg.batch, info.world_size, self.rounds, cfg.batch_gpu
+        stats: dict[str, torch.Tensor] = {}
+        real_img = _to_float_images(real_img, self.device)
+        real_c = real_c.to(self.device)
+        reals = list(zip(real_img.split(bg), real_c.split(bg)))
+
+        # Gmain: maximise log D(G(z)).
+        z, z2, c, cut = self._draw_latents(gen, B)
+        self.G.requires_grad_(True)
+        total = 0.0
+        for r in range(rounds):
+            s = slice(r * bg, (r + 1) * bg)
+            img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=(r == rounds - 1))
+            with dist_utils.ddp_sync(self.D_ddp, False):
+                logits = self.D_ddp(img, c[s])
+            loss = generator_logistic_loss(logits).mean() / rounds
+            loss.backward()
+            total = total + loss.detach()
+        self._optimizer_step(self.G, self.G_opt)
+        stats["loss/G"] = total
+
+        # Greg: path length regularization, lazily.
+        if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:
+            pl_bg = max(bg // PL_BATCH_SHRINK, 1)
+            n_pl = pl_bg * rounds * R
+            z, z2, c, cut = self._draw_latents(gen, n_pl)
+            res, ch = self.G.img_resolution, self.G.img_channels
+            noise = self._slice(path_length_noise(torch.empty([n_pl, ch, res, res]), generator=gen)).to(self.device)
+            total = 0.0
+            pen_total = 0.0
+            for r in range(rounds):
+                s = slice(r * pl_bg, (r + 1) * pl_bg)
+                img, ws = self._run_G(z[s], z2[s], c[s], cut[s], sync=(r == rounds - 1))
+                lengths = path_lengths(img, ws, noise[s])
+                penalty, new_mean = path_length_penalty(lengths, self.pl_mean, PL_DECAY, dist_utils.all_mean)
+                self.pl_mean.copy_(new_mean)
+                loss = (img[:, 0, 0, 0] * 0 + penalty * cfg.pl_weight).mean() * (cfg.pl_interval / rounds)
+                loss.backward()
+                pen_total = pen_total + penalty.detach().mean() / rounds
+            self._optimizer_step(self.G, self.G_opt)
+            stats["loss/pl_penalty"] = pen_total
+            stats["pl_mean"] = self.pl_mean.detach().clone()
+        self.G.requires_grad_(False)
+
+        # Dmain: minimise softplus(D(G(z))) + softplus(-D(x)).
+        z, z2, c, cut = self._draw_latents(gen, B)
+        self.D.requires_grad_(True)
+        total = 0.0
+        real_score = 0.0
+        fake_score = 0.0
+        for r in range(rounds):
+            s = slice(r * bg, (r + 1) * bg)
+            with torch.no_grad():
+                img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=False)
+            x, xc = reals[r]
+            fake_logits, real_logits = self._run_D_pair(img, c[s], x, xc, sync=(r == rounds - 1))
+            loss_fake, loss_real = discriminator_logistic_loss(fake_logits, real_logits)
+            loss = (loss_fake.mean() + loss_real.mean()) / rounds
+            loss.backward()
+            total = total + loss.detach()
+            real_score = real_score + real_logits.detach().mean() / rounds
+            fake_score = fake_score + fake_logits.detach().mean() / rounds
+        self._optimizer_step(self.D, self.D_opt)
+        stats["loss/D"] = total
+        stats["scores/real"] = real_score
+        stats["scores/fake"] = fake_score
+
+        # Dreg: R1 on reals, lazily.
+        if cfg.gamma > 0 and self.step % cfg.r1_interval == 0:
+            pen_total = 0.0
+            for r in range(rounds):
+                x, xc = reals[r]
+                x = x.detach().requires_grad_(True)
+                with dist_utils.ddp_sync(self.D_ddp, r == rounds - 1):
+                    logits = self.D_ddp(x, xc)
+                penalty = r1_penalty(logits, x, cfg.gamma)
+                loss = (logits[:, 0] * 0 + penalty).mean() * (cfg.r1_interval / rounds)
+                loss.backward()
+                pen_total = pen_total + penalty.detach().mean() / rounds
+            self._optimizer_step(self.D, self.D_opt)
+            stats["loss/r1_penalty"] = pen_total
+        self.D.requires_grad_(False)
+
+        # G_ema.
+        ema_nimg = ema_half_life_nimg(cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup)
+        update_ema(self.G_ema, self.G, ema_beta(B, ema_nimg))
+        self.cur_nimg += B
+        self.step += 1
+        return stats
+
+    # .. snapshots and logs ........................................................................
+    def training_state(self) -> dict[str, Any]:
+        return {
+            "version": rundir.STATE_VERSION,
+            "cur_nimg": self.cur_nimg, "kimg": self.cur_nimg / 1000, "step": self.step, "tick": self.tick_idx,
+            "G_opt": self.G_opt.state_dict(), "D_opt": self.D_opt.state_dict(),
+            "pl_mean": self.pl_mean.detach().cpu().clone(), "augment_p": float(self.augment_p),
+            "sampler": self.sampler.state_dict(num_consumed=self.step * self.batch_rank),
+            "rng": _rng_state(), "elapsed_s": self.elapsed(), "seed": self.seed,
+        }
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.time() - self.start_time)
+
+    def snapshot(self) -> str:
+        """Grid PNG + checkpoint + training state (rank 0 writes; the others wait)."""
+        path = None
+        if self.info.is_main:
+            from ganforge.formats import Checkpoint
+
+            name = rundir.snapshot_name(self.cur_nimg)
+            kimg_tag = name[len(rundir.SNAPSHOT_PREFIX):]
+            with torch.random.fork_rng(devices=[]):
+                render_grid(self.G_ema, os.path.join(self.run_dir, f"fakes{kimg_tag}.png"))
+            ckpt = Checkpoint(G=self.G, G_ema=self.G_ema, D=self.D,
+                              config={"training": {"kimg": self.cur_nimg / 1000, "cur_nimg": self.cur_nimg,
+                                                   "cfg": self.cfg.cfg, "dataset": self.data_path,
+                                                   "class_names": getattr(self.dataset, "class_names", None)}})
+            path = rundir.write_snapshot(self.run_dir, self.cur_nimg, ckpt, self.training_state())
+        dist_utils.barrier()
+        return path
+
+    def _metrics(self, snap_path: str) -> dict[str, float]:
+        if not self.opts.metrics:
+            return {}
+        from ganforge.metrics.runner import compute_metrics
+
+        try:
+            with torch.random.fork_rng(devices=[]):
+                results = compute_metrics(self.opts.metrics, G=self.G_ema, dataset_path=self.data_path,
+                                          device=self.device, rank=self.info.rank, num_gpus=self.info.world_size,
+                                          progress=False)
+        except UsageError as e:  # a metric that cannot run here must not end a long training run
+            self.G_ema.eval().requires_grad_(False)
+            if self.info.is_main:
+                print(f"warning: metrics skipped at {os.path.basename(snap_path)}: {e}", file=sys.stderr, flush=True)
+            return {"metrics_error": str(e)}
+        self.G_ema.eval().requires_grad_(False)
+        out = {}
+        for name, rec in (results or {}).items():
+            values = rec.get("results", rec) if isinstance(rec, dict) else {name: rec}
+            for k, v in values.items():
+                if isinstance(v, (int, float)):
+                    out[f"metrics/{k}"] = float(v)
+        if self.info.is_main and out:
+            line = json.dumps({"snapshot": os.path.basename(snap_path), "kimg": self.cur_nimg / 1000, **out})
+            rundir.append_line(os.path.join(self.run_dir, "metrics.jsonl"), line)
+        return out
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.info.is_main:
+            return
+        rundir.append_line(self.stats_path, json.dumps(record))
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("kimg", "tick"):
+                    self.tb.add_scalar(k, v, global_step=int(self.cur_nimg / 1000))
+            self.tb.flush()
+
+    # .. the loop .................................................................................
+    def run(self) -> str:
+        cfg, info = self.cfg, self.info
+        total_nimg = int(round(cfg.kimg * 1000))
+        snap_nimg = max(int(round(self.snap * 1000)), 1)
+        tick_nimg = max(int(round(self.tick * 1000)), 1)
+        self.start_time = time.time()
+        bar = None
+        quiet_bar = not (sys.stderr.isatty() or os.environ.get("GANFORGE_PROGRESS") == "1")
+        if info.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=round(total_nimg / 1000, 3), initial=round(self.cur_nimg / 1000, 3), unit="kimg",
+                       desc="train", disable=quiet_bar, dynamic_ncols=True,
+                       bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}{postfix}]")
+            print(f"run directory: {self.run_dir}", flush=True)
+        next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
+        next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg
+        acc: dict[str, list] = {}
+        sec_per_kimg = float("nan")
+        tick_start_nimg, tick_start_time = self.cur_nimg, time.time()
+        data_iter = iter(self.loader)
+        try:
+            while self.cur_nimg < total_nimg:
+                real_img, real_c = next(data_iter)
+                stats = self.train_step(real_img, real_c)
+                for k, v in stats.items():
+                    acc.setdefault(k, []).append(v)
+                done = self.cur_nimg >= total_nimg
+                if bar is not None:
+                    bar.n = round(self.cur_nimg / 1000, 3)
+                    bar.set_postfix_str(f"{sec_per_kimg:.1f} s/kimg, G {float(stats['loss/G']):.3f} "
+                                        f"D {float(stats['loss/D']):.3f}", refresh=True)
+                if self.cur_nimg >= next_tick or self.cur_nimg >= next_snap or done:
+                    now = time.time()
+                    dt_kimg = max((self.cur_nimg - tick_start_nimg) / 1000, 1e-9)
+                    record = {"kimg": self.cur_nimg / 1000, "tick": self.tick_idx, "step": self.step,
+                              "time_s": round(self.elapsed(), 3), "sec_per_kimg": (now - tick_start_time) / dt_kimg,
+                              "images_per_s": (self.cur_nimg - tick_start_nimg) / max(now - tick_start_time, 1e-9),
+                              "lr": cfg.lr, "augment_p": self.augment_p}
+                    record.update({k: float(torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in v]).mean())
+                                   for k, v in acc.items()})
+                    if self.device.type == "cuda":
+                        record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
+                    if self.cur_nimg >= next_snap or done:
+                        path = self.snapshot()
+                        record["snapshot"] = os.path.basename(path) if path else None
+                        record.update(self._metrics(path) if path else {})
+                        next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
+                    self._log(record)
+                    if bar is not None and quiet_bar:
+                        print(f"kimg {record['kimg']:.3f}  sec/kimg {record['sec_per_kimg']:.2f}  "
+                              f"G {record.get('loss/G', 0):.3f}  D {record.get('loss/D', 0):.3f}"
+                              + (f"  snapshot {record['snapshot']}" if record.get("snapshot") else ""), flush=True)
+                    if record.get("snapshot") and os.environ.get("GANFORGE_TEST_HANG_AFTER_SNAPSHOT") == "1":
+                        print(f"snapshot written: {record['snapshot']}", flush=True)  # kill-and-resume test hook
+                        while True:
+                            time.sleep(1)
+                    sec_per_kimg = record["sec_per_kimg"]
+                    self.tick_idx += 1
+                    next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg
+                    acc = {}
+                    tick_start_nimg, tick_start_time = self.cur_nimg, time.time()
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.tb is not None:
+                self.tb.close()
+            del data_iter
+        return self.run_dir
+
+
+def train(opts: TrainOptions) -> str:
+    """Train (or continue) a run; returns its directory."""
+    trainer = Trainer(opts)
+    try:
+        return trainer.run()
+    finally:
+        dist_utils.shutdown()
+
+
+__all__ = ["TrainOptions", "Trainer", "train", "render_grid"]

@@ -1,0 +1,201 @@
+"""The run directory: what a training run writes, and how it is read back to continue.
+
+    <outdir>/<NNNNN>-<desc>/
+        training_options.json          resolved options (written once, atomically)
+        stats.jsonl                    one JSON object per log tick
+        reals.png, fakes_init.png, fakesKKKKKK.png
+        network-snapshot-KKKKKK/       config.json + model.safetensors (native format, G, G_ema, D)
+                                       + training_state.pt (optimizers, pl_mean, counters, RNG, sampler)
+        latest                         name of the newest complete snapshot (a one-line text file)
+
+A snapshot is assembled in a hidden staging directory and renamed into place in one step; `latest`
+is replaced (temp file + fsync + rename) only after that. A kill or a full disk at any moment
+therefore leaves `latest` pointing at a complete snapshot.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from typing import Any
+
+import torch
+
+from ganforge.errors import FormatError, UsageError
+
+OPTIONS_NAME = "training_options.json"
+STATE_NAME = "training_state.pt"
+LATEST_NAME = "latest"
+SNAPSHOT_PREFIX = "network-snapshot-"
+STATE_VERSION = 1
+
+
+def fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _disk_error(path: str, e: OSError) -> UsageError:
+    return UsageError(f"could not write {path}: {e.strerror or e}; free some disk space or choose another "
+                      "--outdir (the previous snapshot is intact; continue with --resume)")
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same directory, fsync, rename."""
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=parent)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these are ordinary files
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        fsync_dir(parent)
+    except OSError as e:
+        raise _disk_error(path, e) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line (a JSON log record) and fsync; a torn last line is skipped by readers."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line.rstrip("\n") + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise _disk_error(path, e) from None
+
+
+def snapshot_name(cur_nimg: int) -> str:
+    """network-snapshot-KKKKKK (kimg), with .NNN images appended when cur_nimg is not whole kimg."""
+    kimg, rest = divmod(int(cur_nimg), 1000)
+    return f"{SNAPSHOT_PREFIX}{kimg:06d}" + (f".{rest:03d}" if rest else "")
+
+
+def next_run_dir(outdir: str, desc: str) -> str:
+    """<outdir>/<NNNNN>-<desc> with the next free 5-digit id (NVIDIA's convention)."""
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create --outdir {outdir}: {e.strerror}; choose a writable location") from None
+    ids = [int(m.group(1)) for n in os.listdir(outdir) if (m := re.match(r"^(\d+)-", n))]
+    run_id = max(ids, default=-1) + 1
+    return os.path.join(outdir, f"{run_id:05d}-{desc}")
+
+
+def is_run_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, OPTIONS_NAME))
+
+
+def latest_snapshot(run_dir: str) -> str | None:
+    """Absolute path of the newest complete snapshot of a run, or None if it has none yet."""
+    p = os.path.join(run_dir, LATEST_NAME)
+    if not os.path.isfile(p):
+        return None
+    with open(p, encoding="utf-8") as f:
+        name = f.read().strip()
+    snap = os.path.join(run_dir, name)
+    if not name.startswith(SNAPSHOT_PREFIX) or not os.path.isfile(os.path.join(snap, STATE_NAME)):
+        raise FormatError(f"{p} names {name!r}, which is not a complete snapshot; the run directory is damaged")
+    return snap
+
+
+def read_options(run_dir: str) -> dict[str, Any]:
+    p = os.path.join(run_dir, OPTIONS_NAME)
+    try:
+        with open(p, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise FormatError(f"{p} is unreadable ({e}); the run directory is damaged") from None
+
+
+def write_snapshot(run_dir: str, cur_nimg: int, ckpt, training_state: dict[str, Any], *, save_fn=None) -> str:
+    """Write one complete snapshot and point `latest` at it. Returns its path.
+
+    ckpt: ganforge.formats.Checkpoint (G, G_ema, D); training_state: tensors/dicts/numbers only.
+    """
+    from ganforge.formats import native
+
+    name = snapshot_name(cur_nimg)
+    final = os.path.join(run_dir, name)
+    staging = os.path.join(run_dir, f".staging-{name}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        (save_fn or native.save)(ckpt, staging)
+        buf = io.BytesIO()
+        torch.save(training_state, buf)
+        atomic_write_bytes(os.path.join(staging, STATE_NAME), buf.getvalue())
+        fsync_dir(staging)
+        if os.path.isdir(final):  # same kimg written again (e.g. the end of a resumed run)
+            old = final + f".old-{os.getpid()}"
+            os.rename(final, old)
+            os.rename(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, final)
+        fsync_dir(run_dir)
+        atomic_write_text(os.path.join(run_dir, LATEST_NAME), name + "\n")
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _disk_error(final, e) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def read_training_state(snapshot_dir: str) -> dict[str, Any]:
+    p = os.path.join(snapshot_dir, STATE_NAME)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
+        raise FormatError(f"{p} is unreadable or damaged ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise FormatError(f"{p} is not a ganforge training state (version {STATE_VERSION})")
+    return state
+
+
+def clean_staging(run_dir: str) -> None:
+    """Remove half-written snapshots left by a killed process."""
+    for n in os.listdir(run_dir):
+        if n.startswith(".staging-") or n.startswith(".tmp-") or ".old-" in n:
+            p = os.path.join(run_dir, n)
+            if os.path.isdir(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "append_line", "snapshot_name", "next_run_dir",
+           "is_run_dir", "latest_snapshot", "read_options", "write_snapshot", "read_training_state",
+           "clean_staging", "OPTIONS_NAME", "STATE_NAME", "LATEST_NAME"]
