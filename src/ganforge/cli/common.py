@@ -6,8 +6,6 @@ import argparse
 import os
 import sys
 
-import torch
-
 from ganforge.errors import UsageError
 
 
@@ -28,7 +26,9 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="per-pixel noise: stored constants (default), fresh random, or none")
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str):
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

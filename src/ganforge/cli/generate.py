@@ -1,7 +1,6 @@
 """ganforge generate: images from seeds (like NVIDIA's generate.py)."""
 
 from ganforge.cli.common import add_network_args, add_sampling_args, load_checkpoint, progress
-from ganforge.synthesis.generate import generate_images
 from ganforge.synthesis.seeds import parse_grid, parse_range
 
 NAME = "generate"
@@ -21,6 +20,8 @@ def add_arguments(p):
 def run(args):
     seeds = None if args.projected_w else parse_range(args.seeds or "0-15", "seeds")
     grid = parse_grid(args.grid) if args.grid else None
+    from ganforge.synthesis.generate import generate_images
+
     ckpt = load_checkpoint(args)
     G = ckpt.G_ema
     n = len(seeds) if seeds is not None else 0

@@ -3,7 +3,6 @@
 import json
 
 from ganforge.cli.common import load_checkpoint
-from ganforge.models.summary import describe
 
 NAME = "info"
 HELP = "architecture, resolution, parameters, FLOPs per image and conditioning of a checkpoint"
@@ -15,6 +14,8 @@ def add_arguments(p):
 
 
 def run(args):
+    from ganforge.models.summary import describe
+
     args.device = "cpu"
     ckpt = load_checkpoint(args)
     info = describe(ckpt)

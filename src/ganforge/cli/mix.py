@@ -1,7 +1,6 @@
 """ganforge mix: the style-mixing figure (like NVIDIA's style_mixing.py)."""
 
 from ganforge.cli.common import add_network_args, add_sampling_args, load_checkpoint
-from ganforge.synthesis.mixing import style_mixing_figure
 from ganforge.synthesis.seeds import parse_range
 
 NAME = "mix"
@@ -21,6 +20,8 @@ def run(args):
     rows = parse_range(args.rows, "rows")
     cols = parse_range(args.cols, "cols")
     styles = parse_range(args.styles, "styles", max_value=10_000)
+    from ganforge.synthesis.mixing import style_mixing_figure
+
     G = load_checkpoint(args).G_ema
     out = style_mixing_figure(G, args.outdir, rows, cols, styles, truncation_psi=args.trunc,
                               class_idx=args.class_idx, noise_mode=args.noise_mode)
