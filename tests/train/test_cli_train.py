@@ -1,13 +1,11 @@
 """`ganforge train` end to end, and its answers to bad input."""
 
-import errno
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from testkit import assert_usage_error, run_cli

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from testkit import tiny_G
 from ganforge.train.loss import (discriminator_logistic_loss, generator_logistic_loss, mix_styles, path_length_noise,

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -152,7 +151,7 @@ def _grid_spec(G) -> tuple[list[int], torch.Tensor]:
 @torch.no_grad()
 def render_grid(G, path: str, batch: int = 32) -> None:
     from ganforge.models.latents import to_uint8, z_from_seeds
-    from ganforge.synthesis.images import make_grid, save_png
+    from ganforge.synthesis.images import make_grid
 
     seeds, c = _grid_spec(G)
     device = next(G.parameters()).device
@@ -313,6 +312,7 @@ class Trainer:
             G = copy.deepcopy(resume_ckpt.G)
             G_ema = copy.deepcopy(resume_ckpt.G_ema)
             cfg.G_kwargs = G.init_kwargs
+            cfg.ema_rampup = None  # as NVIDIA does when resuming: keep the checkpoint's G_ema from the start
             if resume_ckpt.D is not None:
                 D = copy.deepcopy(resume_ckpt.D)
                 cfg.D_kwargs = D.init_kwargs
@@ -479,6 +479,13 @@ class Trainer:
             img = self.G_synthesis(ws)
         return img, ws
 
+    def _fused_d(self, n_fake: int, n_real: int) -> bool:
+        """Whether D sees fakes and reals in one pass (see _run_D_pair): on CUDA by default."""
+        fused = self.opts.fused_d_pass if self.opts.fused_d_pass is not None else self.device.type == "cuda"
+        mbstd = getattr(self.D.b4, "mbstd", None)
+        g = None if mbstd is None else mbstd.group_size
+        return bool(fused) and g is not None and g <= n_fake and n_fake % g == 0 and n_real == n_fake
+
     def _run_D_pair(self, fake, fake_c, real, real_c, sync: bool):
         """D on fakes and on reals in ONE forward pass, with the minibatch-stddev groups kept pure.
 
@@ -487,15 +494,13 @@ class Trainer:
         group m (m < n/g) or real group m - n/g, so the logits equal those of two separate calls.
         """
         n = fake.shape[0]
-        mbstd = getattr(self.D.b4, "mbstd", None)
-        g = None if mbstd is None else mbstd.group_size
-        fused = self.opts.fused_d_pass if self.opts.fused_d_pass is not None else self.device.type == "cuda"
-        if not fused or g is None or g > n or n % g != 0 or real.shape[0] != n:
+        if not self._fused_d(n, real.shape[0]):
             with dist_utils.ddp_sync(self.D_ddp, False):
                 fake_logits = self.D_ddp(fake, fake_c)
             with dist_utils.ddp_sync(self.D_ddp, sync):
                 real_logits = self.D_ddp(real, real_c)
             return fake_logits, real_logits
+        g = self.D.b4.mbstd.group_size
         k = n // g
 
         def pair(a, b):
@@ -571,10 +576,21 @@ class Trainer:
             with torch.no_grad():
                 img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=False)
             x, xc = reals[r]
-            fake_logits, real_logits = self._run_D_pair(img, c[s], x, xc, sync=(r == rounds - 1))
-            loss_fake, loss_real = discriminator_logistic_loss(fake_logits, real_logits)
-            loss = (loss_fake.mean() + loss_real.mean()) / rounds
-            loss.backward()
+            if self._fused_d(img.shape[0], x.shape[0]):
+                fake_logits, real_logits = self._run_D_pair(img, c[s], x, xc, sync=(r == rounds - 1))
+                loss_fake, loss_real = discriminator_logistic_loss(fake_logits, real_logits)
+                loss = (loss_fake.mean() + loss_real.mean()) / rounds
+                loss.backward()
+            else:  # two passes, each freeing its graph before the next (faster on CPUs)
+                with dist_utils.ddp_sync(self.D_ddp, False):
+                    fake_logits = self.D_ddp(img, c[s])
+                loss_fake, _ = discriminator_logistic_loss(fake_logits, None)
+                (loss_fake.mean() / rounds).backward()
+                with dist_utils.ddp_sync(self.D_ddp, r == rounds - 1):
+                    real_logits = self.D_ddp(x, xc)
+                _, loss_real = discriminator_logistic_loss(None, real_logits)
+                (loss_real.mean() / rounds).backward()
+                loss = (loss_fake.mean() + loss_real.mean()).detach() / rounds
             total = total + loss.detach()
             real_score = real_score + real_logits.detach().mean() / rounds
             fake_score = fake_score + fake_logits.detach().mean() / rounds
