@@ -75,3 +75,19 @@ def test_minibatch_stddev_matches_naive_loop():
             assert y[i, 6 + f].numpy() == pytest.approx(np.full((3, 3), expected), rel=1e-5)
     with pytest.raises(ValueError, match="divisible"):
         minibatch_stddev(torch.randn(6, 4, 2, 2), group_size=4)
+
+
+@pytest.mark.parametrize("up,down,k", [(1, 1, 3), (1, 2, 3), (1, 2, 1), (2, 1, 3), (2, 1, 1)])
+@pytest.mark.parametrize("activation", ["lrelu", "linear", "relu"])
+def test_conv_layer_equals_bias_act_of_equalized_conv(up, down, k, activation):
+    # y = clamp(act(conv2d_resample(x, W / sqrt(in k^2)) + b) * act_gain * gain, +-clamp * gain)
+    from ganforge.nn.resample import conv2d_resample
+
+    torch.manual_seed(3)
+    conv = Conv2dLayer(4, 5, k, activation=activation, up=up, down=down, conv_clamp=2.0)
+    conv.bias.data.normal_()
+    x = torch.randn(2, 4, 8, 8)
+    raw = conv2d_resample(x, conv.weight / math.sqrt(4 * k * k), conv.resample_filter, up=up, down=down,
+                          padding=k // 2, flip_weight=(up == 1))
+    expected = bias_act(raw, conv.bias, act=activation, gain=conv.act_gain * 0.7, clamp=2.0 * 0.7)
+    assert torch.allclose(conv(x, gain=0.7), expected, atol=1e-5)

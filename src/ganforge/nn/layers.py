@@ -105,12 +105,22 @@ class Conv2dLayer(nn.Module):
                 self.bias = None
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        g = self.act_gain * gain
+        if self.activation in ("linear", "lrelu") and g > 0:
+            # act(conv(x, W) + b) * g == act(conv(x, W * g) + b * g) for these positively homogeneous
+            # activations: the gain and the bias ride inside the convolution, saving two full-size passes.
+            w = self.weight * (self.weight_gain * g)
+            b = self.bias * g if self.bias is not None else None
+            x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
+                                padding=self.padding, flip_weight=(self.up == 1),
+                                bias=b.to(x.dtype) if b is not None else None)
+            return bias_act(x, None, act=self.activation, gain=1.0, clamp=clamp)
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
         x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
                             padding=self.padding, flip_weight=(self.up == 1))
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, b, act=self.activation, gain=g, clamp=clamp)
 
     def extra_repr(self) -> str:
         o, i, k, _ = self.weight.shape

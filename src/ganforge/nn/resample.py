@@ -213,7 +213,8 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, gain: float = 
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
-                    down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True) -> torch.Tensor:
+                    down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True,
+                    bias: torch.Tensor | None = None) -> torch.Tensor:
     """A convolution combined with FIR up- or down-sampling, as StyleGAN2 uses it.
 
     up=2:   y = FIR_up( conv_transpose2d(x, w, stride 2) )  -- equivalent to conv(upsample2d(x), w)
@@ -228,11 +229,12 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     x: [batch, in_channels, height, width]
     w: [out_channels, in_channels // groups, kh, kw]
     f: [fh, fw] FIR filter (required when up or down > 1)
+    bias: optional [out_channels], added to the result (inside the final convolution when it is last)
     returns [batch, out_channels, height * up / down, width * up / down]
     """
     out_channels, in_per_group, kh, kw = w.shape
     if up == 1 and down == 1:
-        return F.conv2d(x, w if flip_weight else w.flip([2, 3]), padding=padding, groups=groups)
+        return F.conv2d(x, w if flip_weight else w.flip([2, 3]), bias, padding=padding, groups=groups)
     if f is None:
         raise ValueError("conv2d_resample needs a FIR filter when up or down > 1")
     fh, fw = f.shape
@@ -241,19 +243,20 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
             x = downsample2d(x, f, down=down) if padding == 0 else upfirdn2d(
                 x, f, down=down, padding=[padding + (fw - down + 1) // 2, padding + (fw - down) // 2,
                                           padding + (fh - down + 1) // 2, padding + (fh - down) // 2])
-            return F.conv2d(x, w if flip_weight else w.flip([2, 3]), groups=groups)
+            return F.conv2d(x, w if flip_weight else w.flip([2, 3]), bias, groups=groups)
         # Pad so that filter and stride-`down` kernel together cover the input exactly once per output pixel.
         pad = [padding + (fw - down + 1) // 2, padding + (fw - down) // 2,
                padding + (fh - down + 1) // 2, padding + (fh - down) // 2]
         x = upfirdn2d(x, f, padding=pad)
-        return F.conv2d(x, w if flip_weight else w.flip([2, 3]), stride=down, groups=groups)
+        return F.conv2d(x, w if flip_weight else w.flip([2, 3]), bias, stride=down, groups=groups)
     if up > 1 and down == 1:
         if kh == 1 and kw == 1:  # 1x1 conv on the small grid, then upsample
             x = F.conv2d(x, w if flip_weight else w.flip([2, 3]), groups=groups)
-            return upsample2d(x, f, up=up) if padding == 0 else upfirdn2d(
+            x = upsample2d(x, f, up=up) if padding == 0 else upfirdn2d(
                 x, f, up=up, gain=up * up,
                 padding=[padding + (fw + up - 1) // 2, padding + (fw - up) // 2,
                          padding + (fh + up - 1) // 2, padding + (fh - up) // 2])
+            return x if bias is None else x + bias.reshape(1, -1, 1, 1)
         w_eff = w.flip([2, 3]) if flip_weight else w  # transposed conv taps, [out, in/groups, kh, kw]
         # F.conv_transpose2d wants [in, out/groups, kh, kw].
         wt = w_eff.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
@@ -264,5 +267,6 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         p1x = padding + (fw - up) // 2 - (kw - up)
         p0y = padding + (fh + up - 1) // 2 - (kh - 1)
         p1y = padding + (fh - up) // 2 - (kh - up)
-        return upfirdn2d(x, f, padding=[p0x, p1x, p0y, p1y], gain=up * up)
+        x = upfirdn2d(x, f, padding=[p0x, p1x, p0y, p1y], gain=up * up)
+        return x if bias is None else x + bias.reshape(1, -1, 1, 1)
     raise ValueError("conv2d_resample supports up or down sampling, not both at once")
