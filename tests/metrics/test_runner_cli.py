@@ -151,6 +151,7 @@ def test_cli_network_mode_with_two_processes_equals_one_process_library_run(tmp_
                   mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=256, channel_max=32))
     net = tmp_path / "run" / "network-snapshot-000000"
     Checkpoint(G=G, G_ema=G, D=None, config={}).save(net)
+    (tmp_path / "run" / "training_options.json").write_text("{}")  # a run directory: results land beside it
     data = write_images(tmp_path / "data", blobs(128, 16, seed=0))
     two = run_cli("metrics", "--network", net, "--data", data, "--metrics", "swd128", "--device", "cpu",
                   "--cache-dir", tmp_path / "cache", "--batch", "16", "--gpus", "2")

@@ -131,7 +131,10 @@ def run(args):
     for name, rec in records.items():
         vals = ", ".join(f"{k} {v:.6g}" for k, v in rec["results"].items())
         print(f"{name}: {vals}  ({rec['total_time_str']})")
-    if args.out or args.network:  # --folders mode writes a file only when asked (--out)
+    # Like NVIDIA's calc_metrics: without --out, results go beside the network only when it sits in a
+    # training run directory (never into an installed package or a folder of downloads).
+    in_run_dir = bool(args.network) and (Path(args.network).resolve().parent / "training_options.json").exists()
+    if args.out or in_run_dir:
         files = write_jsonl(records, path=args.out, network=args.network)
         print(f"results appended to {', '.join(sorted({str(f) for f in files}))}")
     return 0
