@@ -28,6 +28,7 @@ from ganforge.data.images import ImageReadError, exif_upright, image_kind, to_gr
 from ganforge.data.sources import Source, open_source
 from ganforge.data.transforms import RESIZE_FILTERS, TRANSFORMS, apply_transform, is_power_of_two
 from ganforge.errors import UsageError
+from ganforge.fsutil import current_umask, fsync_dir
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same input gives a byte-identical zip
 
@@ -115,9 +116,9 @@ class _ZipWriter:
         self.zf.close()
         with open(self.tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp made it private; give it normal permissions
+        os.chmod(self.tmp, 0o666 & ~current_umask())  # mkstemp made it private; give it normal permissions
         os.replace(self.tmp, self.dest)
-        _fsync_dir(os.path.dirname(os.path.abspath(self.dest)))
+        fsync_dir(os.path.dirname(os.path.abspath(self.dest)))
 
     def abort(self):
         try:
@@ -142,33 +143,14 @@ class _DirWriter:
             f.write(data)
 
     def commit(self):
-        os.chmod(self.tmp, 0o777 & ~_umask())
+        os.chmod(self.tmp, 0o777 & ~current_umask())
         if os.path.isdir(self.dest):
             os.rmdir(self.dest)  # checked empty before we started
         os.replace(self.tmp, self.dest)
-        _fsync_dir(os.path.dirname(os.path.abspath(self.dest)))
+        fsync_dir(os.path.dirname(os.path.abspath(self.dest)))
 
     def abort(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(path: str):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _encode_png(img: Image.Image, compress_level: int, optimize: bool) -> bytes:

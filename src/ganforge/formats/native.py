@@ -21,12 +21,12 @@ import shutil
 import tempfile
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ganforge.errors import FormatError, UsageError
 from ganforge.formats import Checkpoint
+from ganforge.fsutil import current_umask, fsync_dir
 from ganforge.models import build
 
 FORMAT_NAME = "ganforge"
@@ -77,19 +77,6 @@ def _role_net(ckpt: Checkpoint, role: str):
     return getattr(ckpt, role)
 
 
-def fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save(ckpt: Checkpoint, path: str | os.PathLike) -> None:
     """Write `ckpt` as a native checkpoint directory at `path`, atomically."""
     path = os.path.abspath(os.fspath(path))
@@ -109,9 +96,7 @@ def save(ckpt: Checkpoint, path: str | os.PathLike) -> None:
                 tensors[f"{role}.{k}"] = v.detach().to("cpu").contiguous()
     try:
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is an ordinary directory
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a checkpoint is an ordinary directory
     except OSError as e:
         raise UsageError(f"cannot write to {parent}: {e.strerror}; choose a writable location") from None
     try:

@@ -16,7 +16,7 @@ from ganforge.synthesis.images import make_grid, prepare_outdir, save_png, to_hw
 def check_class(G, class_idx: int | None) -> None:
     """Conditional networks need a class, unconditional ones refuse one (one clear line either way)."""
     if G.c_dim == 0 and class_idx is not None:
-        raise UsageError(f"this network is unconditional (c_dim=0); drop --class")
+        raise UsageError("this network is unconditional (c_dim=0); drop --class")
     if G.c_dim > 0 and class_idx is None:
         raise UsageError(f"this network is conditional on {G.c_dim} classes; pass --class 0..{G.c_dim - 1}")
     if G.c_dim > 0 and not 0 <= class_idx < G.c_dim:

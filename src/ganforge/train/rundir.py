@@ -26,25 +26,13 @@ from typing import Any
 import torch
 
 from ganforge.errors import FormatError, UsageError
+from ganforge.fsutil import current_umask, fsync_dir
 
 OPTIONS_NAME = "training_options.json"
 STATE_NAME = "training_state.pt"
 LATEST_NAME = "latest"
 SNAPSHOT_PREFIX = "network-snapshot-"
 STATE_VERSION = 1
-
-
-def fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _disk_error(path: str, e: OSError) -> UsageError:
@@ -58,9 +46,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these are ordinary files
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; these are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
