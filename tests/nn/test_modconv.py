@@ -71,3 +71,23 @@ def test_inplace_layer_path_matches_composed_math(up):
     with torch.no_grad():
         fast = modulated_conv2d_bias_act(x, w, s, b, noise=noise, act="lrelu", gain=1.7, clamp=0.9, **kw)
     assert torch.allclose(fast, composed, atol=1e-5)
+
+
+def test_layer_fast_path_gradients_match_composed_math():
+    from ganforge.nn.activation import bias_act
+    from ganforge.nn.modconv import modulated_conv2d_bias_act
+
+    torch.manual_seed(4)
+    f = setup_filter([1, 3, 3, 1])
+    args = [torch.randn(2, 4, 6, 6), torch.randn(5, 4, 3, 3), torch.randn(2, 4), torch.randn(5), torch.randn(12, 12)]
+    grads = []
+    for fast in (True, False):
+        x, w, s, b, n = [t.clone().double().requires_grad_(True) for t in args]
+        kw = dict(up=2, padding=1, resample_filter=f.double(), flip_weight=False)
+        if fast:
+            y = modulated_conv2d_bias_act(x, w, s, b, noise=n, act="lrelu", gain=1.3, **kw)
+        else:
+            y = bias_act(modulated_conv2d(x, w, s, noise=n, **kw), b, act="lrelu", gain=1.3)
+        grads.append([y] + list(torch.autograd.grad((y.square() * 0.5).sum(), [x, w, s, b, n])))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-9)
