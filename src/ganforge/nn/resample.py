@@ -117,28 +117,32 @@ def _fir_1d_raw(x: torch.Tensor, taps: tuple[float, ...], dim: int, p0: int, p1:
     return out
 
 
-class _Fir1d(torch.autograd.Function):
-    """_fir_1d_raw with its exact adjoint as backward (itself a 1-D FIR), so gradients of any order
-    (R1 and path length need second order) stay shift-and-add instead of autograd's slice copies."""
+def _adjoint_padding(taps: tuple[float, ...], p0: int, n_in: int, n_out: int, up: int, down: int) -> tuple[int, int]:
+    """Padding of the adjoint 1-D FIR: the transpose of `zero-insert up, pad, correlate, keep every down-th`
+    is `zero-insert down, pad (K-1-p0, m - m' + p0), correlate with reversed taps, keep every up-th`."""
+    m = (n_in - 1) * up + 1
+    m_adj = (n_out - 1) * down + 1
+    return len(taps) - 1 - p0, m - m_adj + p0
+
+
+class _SeparableFir(torch.autograd.Function):
+    """Row pass (width, dim 3) then column pass (height, dim 2) of a separable FIR, with the exact
+    adjoint as backward (itself a separable FIR), so gradients of any order (R1 and path length need
+    second order) stay shift-and-add instead of autograd's slice copies."""
 
     @staticmethod
-    def forward(ctx, x, taps, dim, p0, p1, up, down):
-        ctx.params = (taps, dim, p0, p1, up, down, x.shape[dim])
-        return _fir_1d_raw(x, taps, dim, p0, p1, up, down)
+    def forward(ctx, x, row, col, px0, px1, py0, py1, up, down):
+        ctx.params = (row, col, px0, py0, up, down, x.shape[3], x.shape[2])
+        y = _fir_1d_raw(x, row, 3, px0, px1, up, down)
+        return _fir_1d_raw(y, col, 2, py0, py1, up, down)
 
     @staticmethod
     def backward(ctx, g):
-        taps, dim, p0, p1, up, down, n = ctx.params
-        m = (n - 1) * up + 1                     # zero-inserted input length
-        m_adj = (g.shape[dim] - 1) * down + 1    # zero-inserted gradient length
-        p0_adj = len(taps) - 1 - p0
-        p1_adj = m - m_adj + p0
-        gx = _Fir1d.apply(g, tuple(reversed(taps)), dim, p0_adj, p1_adj, down, up)
-        return gx, None, None, None, None, None, None
-
-
-def _fir_1d(x: torch.Tensor, taps, dim: int, p0: int, p1: int, down: int) -> torch.Tensor:
-    return _Fir1d.apply(x, tuple(float(t) for t in taps), dim, p0, p1, 1, down)
+        row, col, px0, py0, up, down, w_in, h_in = ctx.params
+        ax0, ax1 = _adjoint_padding(row, px0, w_in, g.shape[3], up, down)
+        ay0, ay1 = _adjoint_padding(col, py0, h_in, g.shape[2], up, down)
+        gx = _SeparableFir.apply(g, tuple(reversed(row)), tuple(reversed(col)), ax0, ax1, ay0, ay1, down, up)
+        return (gx,) + (None,) * 8
 
 
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1, padding: Padding = 0,
@@ -165,8 +169,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
             col, row = taps
             if not flip_filter:
                 col, row = col.flip(0), row.flip(0)
-            x = _fir_1d(x, [float(t) * gain for t in row], 3, px0, px1, down)
-            return _fir_1d(x, [float(t) for t in col], 2, py0, py1, down)
+            return _SeparableFir.apply(x, tuple(float(t) * gain for t in row), tuple(float(t) for t in col),
+                                       px0, px1, py0, py1, 1, down)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
