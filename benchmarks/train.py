@@ -91,15 +91,30 @@ def make_ganforge(args):
     return step_fn
 
 
+def _per_tensor_ema(ctx):
+    """G EMA the straightforward way, tensor by tensor (the baselines' EMA), then count the images."""
+    import torch
+
+    from ganforge.train.ema import ema_beta, ema_half_life_nimg
+
+    cfg, G, G_ema = ctx["cfg"], ctx["G"], ctx["G_ema"]
+    beta = ema_beta(cfg.batch, ema_half_life_nimg(cfg.ema_kimg, ctx["nimg"], cfg.ema_rampup))
+    with torch.no_grad():
+        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+            p_ema.copy_(p.lerp(p_ema, beta))
+        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
+    ctx["nimg"] += cfg.batch
+
+
 def _naive_step(ctx, step, real_img, real_c):
     """NVIDIA's phase structure on ganforge's networks and loss functions (the baseline)."""
     import torch
 
-    from ganforge.train.ema import ema_beta, ema_half_life_nimg
     from ganforge.train.loss import (discriminator_logistic_loss, generator_logistic_loss, path_length_noise,
                                      path_length_penalty, path_lengths, r1_penalty, sanitize_gradients)
 
-    G, D, G_ema, cfg = ctx["G"], ctx["D"], ctx["G_ema"], ctx["cfg"]
+    G, D, cfg = ctx["G"], ctx["D"], ctx["cfg"]
     B = cfg.batch
     real = real_img.to(torch.float32) / 127.5 - 1
 
@@ -155,14 +170,7 @@ def _naive_step(ctx, step, real_img, real_c):
         ctx["D_opt"].step()
         ctx["D_opt"].zero_grad(set_to_none=True)
     D.requires_grad_(False)
-    # EMA, tensor by tensor
-    beta = ema_beta(B, ema_half_life_nimg(cfg.ema_kimg, ctx["nimg"], cfg.ema_rampup))
-    with torch.no_grad():
-        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-            p_ema.copy_(p.lerp(p_ema, beta))
-        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-            b_ema.copy_(b)
-    ctx["nimg"] += B
+    _per_tensor_ema(ctx)
 
 
 def _nvidia_step(ctx, step, real_img, real_c):
@@ -170,7 +178,7 @@ def _nvidia_step(ctx, step, real_img, real_c):
     import torch
 
     cfg, B = ctx["cfg"], ctx["cfg"].batch
-    G, D, G_ema = ctx["G"], ctx["D"], ctx["G_ema"]
+    G, D = ctx["G"], ctx["D"]
     real = real_img.to(torch.float32) / 127.5 - 1
     for name, module, opt, interval in [("Gmain", G, ctx["G_opt"], 1), ("Greg", G, ctx["G_opt"], cfg.pl_interval),
                                         ("Dmain", D, ctx["D_opt"], 1), ("Dreg", D, ctx["D_opt"], cfg.r1_interval)]:
@@ -186,15 +194,7 @@ def _nvidia_step(ctx, step, real_img, real_c):
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
         opt.step()
-    from ganforge.train.ema import ema_beta, ema_half_life_nimg
-
-    beta = ema_beta(B, ema_half_life_nimg(cfg.ema_kimg, ctx["nimg"], cfg.ema_rampup))
-    with torch.no_grad():
-        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-            p_ema.copy_(p.lerp(p_ema, beta))
-        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-            b_ema.copy_(b)
-    ctx["nimg"] += B
+    _per_tensor_ema(ctx)
 
 
 def make_other(args, variant: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 
 def fsync_dir(path: str) -> None:
@@ -24,3 +25,18 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def replace_dir(staged: str, final: str) -> None:
+    """Move the fully written directory `staged` to `final`, replacing any existing `final`.
+
+    An existing `final` is renamed aside first and removed only after the new one is in place, so at
+    every moment one complete version exists on disk. Both paths must be on the same filesystem.
+    """
+    if os.path.isdir(final):
+        old = final + f".old-{os.getpid()}"
+        os.rename(final, old)
+        os.rename(staged, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staged, final)

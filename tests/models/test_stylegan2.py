@@ -150,3 +150,15 @@ def test_freeze_d_turns_first_layers_into_buffers():
     assert "b16.fromrgb.weight" not in names and "b16.conv0.weight" not in names
     assert "b16.conv1.weight" in names
     assert "b16.fromrgb.weight" in D.state_dict()
+
+
+def test_mapping_network_defaults_are_the_papers():
+    # StyleGAN §C / NVIDIA defaults: 8 layers, lr multiplier 0.01, lrelu, w_avg decay 0.995.
+    from ganforge.models.stylegan2 import MappingNetwork
+
+    m = MappingNetwork(z_dim=512, c_dim=0, w_dim=512, num_ws=18)
+    assert m.num_layers == 8 and m.w_avg_beta == 0.995
+    assert m.fc0.weight_gain == pytest.approx(0.01 / 512 ** 0.5) and m.fc0.bias_gain == 0.01
+    assert m.fc0.activation == "lrelu"
+    G = Generator(512, 0, 512, 16, 3)
+    assert G.synthesis.b8.conv0.affine.bias.detach().eq(1).all()  # style bias init 1 (StyleGAN2 §2.2)

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from ganforge.errors import FormatError, UsageError
 from ganforge.formats import Checkpoint
-from ganforge.fsutil import current_umask, fsync_dir
+from ganforge.fsutil import current_umask, fsync_dir, replace_dir
 from ganforge.models import build
 
 FORMAT_NAME = "ganforge"
@@ -108,13 +108,7 @@ def save(ckpt: Checkpoint, path: str | os.PathLike) -> None:
             with open(os.path.join(tmp, name), "rb") as f:
                 os.fsync(f.fileno())
         fsync_dir(tmp)
-        if os.path.isdir(path):
-            old = path + f".old-{os.getpid()}"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        replace_dir(tmp, path)
         fsync_dir(parent)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)

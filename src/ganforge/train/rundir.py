@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ganforge.errors import FormatError, UsageError
-from ganforge.fsutil import current_umask, fsync_dir
+from ganforge.fsutil import current_umask, fsync_dir, replace_dir
 
 OPTIONS_NAME = "training_options.json"
 STATE_NAME = "training_state.pt"
@@ -139,13 +139,7 @@ def write_snapshot(run_dir: str, cur_nimg: int, ckpt, training_state: dict[str, 
         torch.save(training_state, buf)
         atomic_write_bytes(os.path.join(staging, STATE_NAME), buf.getvalue())
         fsync_dir(staging)
-        if os.path.isdir(final):  # same kimg written again (e.g. the end of a resumed run)
-            old = final + f".old-{os.getpid()}"
-            os.rename(final, old)
-            os.rename(staging, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, final)
+        replace_dir(staging, final)  # the same kimg may be written again (e.g. the end of a resumed run)
         fsync_dir(run_dir)
         atomic_write_text(os.path.join(run_dir, LATEST_NAME), name + "\n")
     except OSError as e:
