@@ -11,7 +11,10 @@ from testkit import run_cli
 from train_helpers import TINY, load_weights, write_dataset
 
 # 18 steps of batch 4: path length on steps 0,4,...,16 and R1 on 0 and 16, so both halves regularize.
-RUN = ["--kimg", "0.072", "--snap", "0.036", "--batch", "4", "--seed", "3", *TINY]
+# ADA moves fast (p by 0.32 per adjustment) so that the second half trains on augmented images and
+# the snapshot at step 9 holds pending ADA sums (9 = 2 adjustments + 1 minibatch).
+RUN = ["--kimg", "0.072", "--snap", "0.036", "--batch", "4", "--seed", "3", "--aug", "ada", "--target", "0",
+       "--ada-kimg", "0.05", *TINY]
 
 
 def _train(*args, env=None):
@@ -51,6 +54,9 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     assert sa["cur_nimg"] == sb["cur_nimg"] == 72 and sa["step"] == sb["step"] == 18
     assert torch.equal(sa["pl_mean"], sb["pl_mean"]) and sa["pl_mean"].item() > 0
     assert sa["sampler"] == sb["sampler"]
+    assert sa["augment"] == sb["augment"] and sa["augment"]["p"] > 0, (sa["augment"], sb["augment"])
+    half = torch.load(killed / "network-snapshot-000000.036" / "training_state.pt", weights_only=True)
+    assert half["augment"]["batches"] == 1 and half["augment"]["count"] > 0
     for opt in ("G_opt", "D_opt"):
         for i, st in sa[opt]["state"].items():
             for k, v in st.items():

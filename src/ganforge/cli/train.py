@@ -54,6 +54,15 @@ def add_arguments(p):
     h.add_argument("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg")
     h.add_argument("--fp32", action="store_true", help="no mixed precision")
     h.add_argument("--no-noise", action="store_true", help="generator without per-pixel noise inputs")
+    a = p.add_argument_group("discriminator augmentation (ADA)")
+    a.add_argument("--aug", default=None, choices=["noaug", "ada", "fixed"],
+                   help="ada (default): adaptive p; fixed: constant --p; noaug: none")
+    a.add_argument("--p", type=float, default=None, help="augmentation probability for --aug fixed")
+    a.add_argument("--target", type=float, default=None, help="ADA target for E[sign(D(real))] (default 0.6)")
+    a.add_argument("--augpipe", default=None,
+                   help="blit, geom, color, filter, noise, cutout, bg, bgc (default), bgcf, bgcfn, bgcfnc")
+    a.add_argument("--ada-kimg", type=float, default=None, metavar="KIMG",
+                   help="ADA speed: p can move by 1 in KIMG thousand images (default 500; 100 when fine-tuning)")
     r = p.add_argument_group("hardware")
     r.add_argument("--gpus", type=int, default=1, help="processes to launch with torchrun (default 1)")
     r.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
@@ -88,6 +97,7 @@ def run(args):
         kimg=args.kimg, snap=args.snap, tick=args.tick, seed=args.seed, resume=args.resume, gpus=args.gpus,
         gamma=args.gamma, batch=args.batch, batch_gpu=args.batch_gpu, cbase=args.cbase, cmax=args.cmax,
         map_depth=args.map_depth, mbstd_group=args.mbstd_group, lr=args.lr, ema_kimg=args.ema_kimg, fp32=args.fp32, no_noise=args.no_noise,
+        aug=args.aug, p=args.p, target=args.target, augpipe=args.augpipe, ada_kimg=args.ada_kimg,
         metrics=args.metrics, workers=args.workers, device=args.device, threads=args.threads, desc=args.desc)
     run_dir = train(opts)
     if not distributed.launched_by_torchrun() or os.environ.get("RANK") == "0":

@@ -37,7 +37,8 @@ from ganforge.train.loss import (PL_BATCH_SHRINK, PL_DECAY, discriminator_logist
                                  mix_styles, path_length_noise, path_length_penalty, path_lengths, r1_penalty,
                                  sanitize_gradients, style_mixing_cutoff)
 from ganforge.train.optim import make_adam
-from ganforge.train.presets import ResolvedConfig, resolve
+from ganforge.train.augment import AdaController, build_augment_pipe
+from ganforge.train.presets import ResolvedConfig, resolve, resolve_augment
 
 GRID_COLS = 8
 
@@ -70,6 +71,11 @@ class TrainOptions:
     fp32: bool = False
     no_noise: bool = False           # G without per-pixel noise inputs (use_noise=False)
     fused_d_pass: bool | None = None  # D on fakes+reals in one pass; None: on CUDA only (no gain measured on CPU)
+    aug: str | None = None           # noaug | ada (default) | fixed
+    p: float | None = None           # augmentation probability for --aug fixed
+    target: float | None = None      # ADA target for r_t (default 0.6)
+    augpipe: str | None = None       # augmentation pipeline (default bgc)
+    ada_kimg: float | None = None    # ADA speed: kimg for p to move by 1 (default 500; 100 when fine-tuning)
     metrics: list[str] = field(default_factory=list)
     workers: int = 2
     device: str = "auto"
@@ -248,7 +254,9 @@ class Trainer:
                      "--cbase": opts.cbase, "--cmax": opts.cmax, "--map-depth": opts.map_depth,
                      "--mbstd-group": opts.mbstd_group, "--lr": opts.lr, "--ema-kimg": opts.ema_kimg,
                      "--cond": opts.cond or None, "--mirror": opts.mirror or None, "--fp32": opts.fp32 or None,
-                     "--no-noise": opts.no_noise or None, "--run-dir": opts.run_dir}
+                     "--no-noise": opts.no_noise or None, "--run-dir": opts.run_dir, "--aug": opts.aug,
+                     "--p": opts.p, "--target": opts.target, "--augpipe": opts.augpipe,
+                     "--ada-kimg": opts.ada_kimg}
             given = [k for k, v in fixed.items() if v is not None]
             if given:
                 raise UsageError(f"{', '.join(given)} cannot change when continuing a run (its settings are in "
@@ -297,6 +305,9 @@ class Trainer:
                                lr=opts.lr, ema_kimg=opts.ema_kimg, fp32=opts.fp32)
             if opts.no_noise:
                 self.cfg.G_kwargs["synthesis_kwargs"]["use_noise"] = False
+            for k, v in resolve_augment(opts.aug, opts.p, opts.target, opts.augpipe,
+                                        finetune=resume_ckpt is not None, ada_kimg=opts.ada_kimg).items():
+                setattr(self.cfg, k, v)
         cfg = self.cfg
         if (cfg.resolution, cfg.img_channels, cfg.c_dim) != (res, channels, c_dim):
             raise UsageError(f"the dataset {self.data_path} has {res}x{res}x{channels} images and {c_dim} labels, "
@@ -332,11 +343,22 @@ class Trainer:
         self.G_opt = make_adam(self.G.parameters(), cfg.lr, cfg.pl_interval)
         self.D_opt = make_adam(self.D.parameters(), cfg.lr, cfg.r1_interval)
 
+        # Augmentation of everything D sees (ADA): a pipe when p can be non-zero, the controller for 'ada'.
+        self.augment_pipe = None
+        self.ada = None
+        if cfg.aug == "ada" or (cfg.aug == "fixed" and cfg.aug_p > 0):
+            self.augment_pipe = build_augment_pipe(cfg.augpipe, p=cfg.aug_p).to(self.device)
+            if cfg.img_channels not in (1, 3) and self.augment_pipe.colour:
+                raise UsageError(f"--augpipe {cfg.augpipe} has colour transforms, which need 1- or 3-channel "
+                                 f"images (the dataset has {cfg.img_channels}); use --augpipe bg or --aug noaug")
+            if cfg.aug == "ada":
+                self.ada = AdaController(self.augment_pipe, batch_size=cfg.batch, target=cfg.ada_target,
+                                         kimg=cfg.ada_kimg)
+
         self.cur_nimg = 0
         self.step = 0
         self.tick_idx = 0
         self.elapsed_before = 0.0
-        self.augment_p = 0.0
         sampler_state = None
         if resume_state is not None:
             self._load_snapshot(resume_state)
@@ -437,11 +459,23 @@ class Trainer:
         self.step = int(state["step"])
         self.tick_idx = int(state["tick"])
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
-        self.augment_p = float(state.get("augment_p", 0.0))
+        aug_state = state.get("augment")
+        if self.ada is not None and aug_state is not None:
+            self.ada.load_state_dict(aug_state)
+        elif self.augment_pipe is not None and aug_state is not None:
+            self.augment_pipe.p.fill_(float(aug_state["p"]))
         _set_rng_state(state["rng"])
         self._resume_training_state = state
 
+    @property
+    def augment_p(self) -> float:
+        return float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0
+
     # .. one minibatch ............................................................................
+    def _aug(self, img: torch.Tensor) -> torch.Tensor:
+        """What D sees: the augmented images (identity without a pipe; the gradient flows through)."""
+        return img if self.augment_pipe is None else self.augment_pipe(img)
+
     def _slice(self, x: torch.Tensor) -> torch.Tensor:
         """This rank's part of a globally drawn batch: samples rank, rank+R, rank+2R, ..."""
         return x[self.info.rank::self.info.world_size]
@@ -535,7 +569,7 @@ class Trainer:
             s = slice(r * bg, (r + 1) * bg)
             img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=(r == rounds - 1))
             with dist_utils.ddp_sync(self.D_ddp, False):
-                logits = self.D_ddp(img, c[s])
+                logits = self.D_ddp(self._aug(img), c[s])
             loss = generator_logistic_loss(logits).mean() / rounds
             loss.backward()
             total = total + loss.detach()
@@ -577,21 +611,24 @@ class Trainer:
                 img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=False)
             x, xc = reals[r]
             if self._fused_d(img.shape[0], x.shape[0]):
-                fake_logits, real_logits = self._run_D_pair(img, c[s], x, xc, sync=(r == rounds - 1))
+                fake_logits, real_logits = self._run_D_pair(self._aug(img), c[s], self._aug(x), xc,
+                                                            sync=(r == rounds - 1))
                 loss_fake, loss_real = discriminator_logistic_loss(fake_logits, real_logits)
                 loss = (loss_fake.mean() + loss_real.mean()) / rounds
                 loss.backward()
             else:  # two passes, each freeing its graph before the next (faster on CPUs)
                 with dist_utils.ddp_sync(self.D_ddp, False):
-                    fake_logits = self.D_ddp(img, c[s])
+                    fake_logits = self.D_ddp(self._aug(img), c[s])
                 loss_fake, _ = discriminator_logistic_loss(fake_logits, None)
                 (loss_fake.mean() / rounds).backward()
                 with dist_utils.ddp_sync(self.D_ddp, r == rounds - 1):
-                    real_logits = self.D_ddp(x, xc)
+                    real_logits = self.D_ddp(self._aug(x), xc)
                 _, loss_real = discriminator_logistic_loss(None, real_logits)
                 (loss_real.mean() / rounds).backward()
                 loss = (loss_fake.mean() + loss_real.mean()).detach() / rounds
             total = total + loss.detach()
+            if self.ada is not None:
+                self.ada.accumulate(real_logits)
             real_score = real_score + real_logits.detach().mean() / rounds
             fake_score = fake_score + fake_logits.detach().mean() / rounds
         self._optimizer_step(self.D, self.D_opt)
@@ -606,7 +643,9 @@ class Trainer:
                 x, xc = reals[r]
                 x = x.detach().requires_grad_(True)
                 with dist_utils.ddp_sync(self.D_ddp, r == rounds - 1):
-                    logits = self.D_ddp(x, xc)
+                    logits = self.D_ddp(self._aug(x), xc)  # R1 is taken w.r.t. the reals before augmentation
+                if self.ada is not None:
+                    self.ada.accumulate(logits)
                 penalty = r1_penalty(logits, x, cfg.gamma)
                 loss = (logits[:, 0] * 0 + penalty).mean() * (cfg.r1_interval / rounds)
                 loss.backward()
@@ -620,6 +659,8 @@ class Trainer:
         update_ema(self.G_ema, self.G, ema_beta(B, ema_nimg))
         self.cur_nimg += B
         self.step += 1
+        if self.ada is not None:
+            self.ada.step()  # every ada.interval minibatches: p += sign(r_t - target) * ...
         return stats
 
     # .. snapshots and logs ........................................................................
@@ -629,6 +670,8 @@ class Trainer:
             "cur_nimg": self.cur_nimg, "kimg": self.cur_nimg / 1000, "step": self.step, "tick": self.tick_idx,
             "G_opt": self.G_opt.state_dict(), "D_opt": self.D_opt.state_dict(),
             "pl_mean": self.pl_mean.detach().cpu().clone(), "augment_p": float(self.augment_p),
+            "augment": (self.ada.state_dict() if self.ada is not None
+                        else {"p": self.augment_p} if self.augment_pipe is not None else None),
             "sampler": self.sampler.state_dict(num_consumed=self.step * self.batch_rank),
             "rng": _rng_state(), "elapsed_s": self.elapsed(), "seed": self.seed,
         }
@@ -639,6 +682,8 @@ class Trainer:
     def snapshot(self) -> str:
         """Grid PNG + checkpoint + training state (rank 0 writes; the others wait)."""
         path = None
+        if self.ada is not None:
+            self.ada.synchronize()  # collective: rank 0's state then holds every rank's pending signs
         if self.info.is_main:
             from ganforge.formats import Checkpoint
 
