@@ -81,7 +81,8 @@ def make_ganforge(args):
     tmp = tempfile.mkdtemp(prefix="gf-bench-")
     opts = TrainOptions(data=bundled_path("fashion-mnist") if args.res == 32 and args.channels == 1 else None,
                         run_dir=os.path.join(tmp, "run"), cfg=args.cfg, cond=args.classes > 0, batch=args.batch,
-                        batch_gpu=args.batch, workers=0, threads=args.threads, kimg=1e9)
+                        batch_gpu=args.batch, workers=0, threads=args.threads, kimg=1e9,
+                        aug="noaug")  # NVIDIA's variants below run without an augmentation pipe, too
     T = Trainer(opts)
 
     def step_fn(step, imgs, labels):
@@ -197,10 +198,19 @@ def _nvidia_step(ctx, step, real_img, real_c):
     _per_tensor_ema(ctx)
 
 
-def make_other(args, variant: str):
+def _plain_adam(params, lr, reg_interval):
+    """The baselines' optimizer: torch.optim.Adam with its default (per-tensor) implementation, as
+    NVIDIA's training loop creates it, with the same lazy-regularization correction."""
     import torch
 
-    from ganforge.train.optim import make_adam
+    from ganforge.train.optim import ADAM_BETAS, ADAM_EPS, lazy_regularization_adam
+
+    lr_c, betas_c = lazy_regularization_adam(lr, ADAM_BETAS, reg_interval)
+    return torch.optim.Adam(params, lr=lr_c, betas=betas_c, eps=ADAM_EPS)
+
+
+def make_other(args, variant: str):
+    import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -222,8 +232,8 @@ def make_other(args, variant: str):
     G_ema = copy.deepcopy(G).eval()
     labels = torch.eye(args.classes)[torch.arange(1000) % args.classes] if args.classes else torch.zeros([1000, 0])
     ctx = dict(G=G, D=D, G_ema=G_ema, cfg=cfg, labels=labels, nimg=0, pl_mean=torch.zeros([]),
-               G_opt=make_adam(G.parameters(), cfg.lr, cfg.pl_interval),
-               D_opt=make_adam(D.parameters(), cfg.lr, cfg.r1_interval))
+               G_opt=_plain_adam(G.parameters(), cfg.lr, cfg.pl_interval),
+               D_opt=_plain_adam(D.parameters(), cfg.lr, cfg.r1_interval))
     step_fn = _naive_step
     if variant == "nvidia":
         ctx["loss"] = StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D,

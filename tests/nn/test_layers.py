@@ -91,3 +91,29 @@ def test_conv_layer_equals_bias_act_of_equalized_conv(up, down, k, activation):
                           padding=k // 2, flip_weight=(up == 1))
     expected = bias_act(raw, conv.bias, act=activation, gain=conv.act_gain * 0.7, clamp=2.0 * 0.7)
     assert torch.allclose(conv(x, gain=0.7), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("down", [1, 2])
+def test_conv_layer_gradients_to_second_order_match_composed_math(down):
+    # The layer folds gain and bias into the convolution and applies leaky ReLU in place; R1 needs its
+    # second derivatives, which must equal those of the plain composition.
+    from ganforge.nn.resample import conv2d_resample
+
+    torch.manual_seed(5)
+    conv = Conv2dLayer(3, 4, 3, activation="lrelu", down=down).double()
+    conv.bias.data.normal_()
+    x0 = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+
+    def composed(x):
+        raw = conv2d_resample(x, conv.weight / math.sqrt(27), conv.resample_filter, down=down, padding=1)
+        return bias_act(raw, conv.bias, act="lrelu", gain=conv.act_gain * 0.7)
+
+    results = []
+    for fn in (lambda x: conv(x, gain=0.7), composed):
+        x = x0.clone().requires_grad_(True)
+        y = fn(x)
+        (gx,) = torch.autograd.grad((y.square() * 0.5).sum(), x, create_graph=True)
+        second = torch.autograd.grad(gx.square().sum(), [x, conv.weight, conv.bias])
+        results.append([y, gx, *second])
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-10)

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ganforge.nn.activation import bias_act, get_activation
+from ganforge.nn.activation import LRELU_SLOPE, bias_act, get_activation
 from ganforge.nn.resample import conv2d_resample, setup_filter
 
 
@@ -115,7 +115,9 @@ class Conv2dLayer(nn.Module):
             x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
                                 padding=self.padding, flip_weight=(self.up == 1),
                                 bias=b.to(x.dtype) if b is not None else None)
-            return bias_act(x, None, act=self.activation, gain=1.0, clamp=clamp)
+            if self.activation == "lrelu":  # in place on the fresh conv output (its backward keeps the result)
+                x = torch.nn.functional.leaky_relu_(x, LRELU_SLOPE)
+            return x.clamp(-clamp, clamp) if clamp is not None and clamp >= 0 else x
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
         x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,

@@ -145,12 +145,14 @@ def modulated_conv2d_bias_act(x: torch.Tensor, weight: torch.Tensor, styles: tor
                         up=up, padding=padding, flip_weight=flip_weight)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                                   for t in (x, weight, styles, bias, noise))
-    if needs_grad:  # autograd records every op: one fused multiply-add instead of multiply, add, multiply
+    if needs_grad:  # autograd records every op: one fused multiply-add instead of multiply, add, multiply,
+        # then the noise and the activation in place on that fresh tensor (addcmul keeps its inputs, not its
+        # output, for backward; leaky_relu_ keeps its result, whose sign is the input's).
         y = torch.addcmul(bg, y, dg)
         if noise is not None:
-            y = y + (noise * gain).to(y.dtype)
+            y.add_((noise * gain).to(y.dtype))
         if act == "lrelu":
-            y = torch.nn.functional.leaky_relu(y, LRELU_SLOPE)
+            y = torch.nn.functional.leaky_relu_(y, LRELU_SLOPE)
         return y.clamp(-clamp, clamp) if clamp is not None and clamp >= 0 else y
     y.mul_(dg)
     if noise is not None:

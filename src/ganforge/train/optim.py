@@ -25,8 +25,13 @@ def lazy_regularization_adam(lr: float, betas: tuple[float, float], reg_interval
 
 
 def make_adam(params, lr: float, reg_interval: int | None, betas=ADAM_BETAS, eps: float = ADAM_EPS):
+    """torch.optim.Adam with the lazy-regularization correction. The fused kernel (one pass over all
+    tensors; the same update rule) is used wherever PyTorch has it (CPU, CUDA), the per-tensor loop elsewhere."""
     lr_c, betas_c = lazy_regularization_adam(lr, betas, reg_interval)
-    return torch.optim.Adam(params, lr=lr_c, betas=betas_c, eps=eps)
+    params = list(params)
+    dev = params[0].device.type if params else "cpu"
+    fused = dev in ("cpu", "cuda") and all(p.dtype == torch.float32 and p.device.type == dev for p in params)
+    return torch.optim.Adam(params, lr=lr_c, betas=betas_c, eps=eps, fused=fused or None)
 
 
 __all__ = ["ADAM_BETAS", "ADAM_EPS", "lazy_regularization_adam", "make_adam"]
