@@ -286,8 +286,13 @@ def main():
     # other work slows them alike; each round is one lazy cycle (steps 0..15) of every variant.
     import torch
 
+    from ganforge.train.loop import keep_freed_memory_for_reuse
+
     if args.threads:
         torch.set_num_threads(args.threads)
+    # ganforge's trainer tunes glibc malloc for the whole process (see keep_freed_memory_for_reuse), so
+    # every variant here runs with it; GANFORGE_KEEP_FREED_MEMORY=0 runs all of them with glibc's defaults.
+    tuned = keep_freed_memory_for_reuse()
     fns = {v: make_variant(args, v) for v in variants}
     imgs, lbl = _real_batches(args, 1)
     for v, fn in fns.items():
@@ -312,7 +317,7 @@ def main():
             peaks[v] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"] if out.returncode == 0 else None
     print(f"\n{args.cfg} preset, {args.res}x{args.res}x{args.channels}, {args.classes} classes, batch {args.batch}, "
           f"CPU, threads={args.threads or torch.get_num_threads()}; s/iter = mean over steps 0..15 (4 path length + "
-          f"1 R1 steps), median of {args.repeats} interleaved rounds")
+          f"1 R1 steps), median of {args.repeats} interleaved rounds; malloc keeps freed memory: {tuned}")
     med = {v: float(np.median(rounds[v])) for v in variants}
     base = med.get("ganforge")
     print(f"{'variant':15s} {'s/iter':>8s} {'img/s':>8s} {'sec/kimg':>9s} {'peak MB':>8s} {'time / ganforge':>16s}")

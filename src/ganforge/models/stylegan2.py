@@ -241,7 +241,7 @@ class SynthesisBlock(nn.Module):
             y = self.skip(x, gain=math.sqrt(0.5))
             x = self.conv0(x, next(w_iter), **kw)
             x = self.conv1(x, next(w_iter), gain=math.sqrt(0.5), **kw)
-            x = y + x
+            x = y.add_(x)  # y: the skip conv's fresh output, which autograd does not keep
         else:
             x = self.conv0(x, next(w_iter), **kw)
             x = self.conv1(x, next(w_iter), **kw)
@@ -391,7 +391,7 @@ class DiscriminatorBlock(nn.Module):
             y = self.skip(x, gain=math.sqrt(0.5))
             x = self.conv0(x)
             x = self.conv1(x, gain=math.sqrt(0.5))
-            x = y + x
+            x = y.add_(x)  # y: the skip conv's fresh output, which autograd does not keep
         else:
             x = self.conv1(self.conv0(x))
         return x, img

@@ -219,9 +219,15 @@ _SHIFT_ADD_MIN_NUMEL = 1 << 22
 
 
 def _prefer_depthwise(x: torch.Tensor, down: int) -> bool:
+    if _is_channels_last(x):
+        return True  # a depthwise conv keeps the layout; shift-and-add would write NCHW
     if torch.is_grad_enabled() and x.requires_grad:
         return down > 1
     return x.numel() < _SHIFT_ADD_MIN_NUMEL
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.ndim == 4 and x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous()
 
 
 def _fir_depthwise(x: torch.Tensor, col: tuple[float, ...], row: tuple[float, ...], px0: int, px1: int, py0: int,

@@ -85,6 +85,30 @@ class TrainOptions:
 
 # -- helpers ---------------------------------------------------------------------------------------
 
+def keep_freed_memory_for_reuse() -> bool:
+    """Ask glibc's malloc to keep freed blocks below 32 MB in the heap instead of returning them to the
+    kernel. A training step frees and re-allocates the same activation-sized tensors hundreds of times;
+    with glibc's defaults many of them come back as fresh zero-filled pages (page faults: 5-8% of a CPU
+    step's time here). The process keeps its peak heap instead. No-op (False) off glibc, or when the
+    environment sets GANFORGE_KEEP_FREED_MEMORY=0."""
+    import ctypes
+    import ctypes.util
+
+    if os.environ.get("GANFORGE_KEEP_FREED_MEMORY", "1") == "0":
+        return False
+
+    name = ctypes.util.find_library("c")
+    if sys.platform != "linux" or not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 << 20) == 1
+        return ok and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+    except (OSError, AttributeError):
+        return False
+
+
 def _step_seed(seed: int, step: int, stream: int) -> int:
     """A distinct 63-bit seed per (run seed, step, stream); stream 0 is shared by all ranks."""
     x = (int(seed) * 0x9E3779B97F4A7C15 + int(step) * 0xBF58476D1CE4E5B9 + int(stream) * 0x94D049BB133111EB)
@@ -220,6 +244,8 @@ class Trainer:
         self.device = self.info.device
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        else:
+            keep_freed_memory_for_reuse()
         self._setup()
 
     # .. setup ....................................................................................
