@@ -28,14 +28,17 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     one_go = tmp_path / "one_go"
     _train("--data", data, "--cond", "--run-dir", one_go, *RUN)
 
+    # The same run, told to go on much longer, SIGKILLed right after its first snapshot's log line;
+    # then continued up to the same 72 images (a resumed run may change --kimg).
     killed = tmp_path / "killed"
-    env = dict(os.environ, GANFORGE_TEST_HANG_AFTER_SNAPSHOT="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    long_run = [a if a != "0.072" else "5" for a in RUN]
     proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "--data", data, "--cond",
-                             "--run-dir", str(killed), *RUN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             "--run-dir", str(killed), *long_run], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env=env)
     try:
         for line in proc.stdout:
-            if line.startswith("snapshot written"):
+            if "snapshot network-snapshot-000000.036" in line:
                 break
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -44,7 +47,7 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     assert (killed / "latest").read_text().strip() == "network-snapshot-000000.036"
     assert not (killed / "network-snapshot-000000.072").exists()
 
-    _train("--resume", killed)  # the run's own options (threads included) are reused
+    _train("--resume", killed, "--kimg", "0.072")  # the run's own options (threads included) are reused
     a = load_weights(one_go / "network-snapshot-000000.072")
     b = load_weights(killed / "network-snapshot-000000.072")
     assert a.keys() == b.keys() and len(a) > 0

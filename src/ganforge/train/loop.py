@@ -816,10 +816,6 @@ class Trainer:
                         print(f"kimg {record['kimg']:.3f}  sec/kimg {record['sec_per_kimg']:.2f}  "
                               f"G {record.get('loss/G', 0):.3f}  D {record.get('loss/D', 0):.3f}"
                               + (f"  snapshot {record['snapshot']}" if record.get("snapshot") else ""), flush=True)
-                    if record.get("snapshot") and os.environ.get("GANFORGE_TEST_HANG_AFTER_SNAPSHOT") == "1":
-                        print(f"snapshot written: {record['snapshot']}", flush=True)  # kill-and-resume test hook
-                        while True:
-                            time.sleep(1)
                     sec_per_kimg = record["sec_per_kimg"]
                     self.tick_idx += 1
                     next_tick = (self.cur_nimg // tick_nimg + 1) * tick_nimg
