@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ganforge.errors import FormatError
+from ganforge.formats.statedict import state_dict_mismatch
 from ganforge.models import build
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -98,11 +99,7 @@ def build_network(role: str, kwargs: dict, state: dict[str, torch.Tensor], sourc
         net = build("stylegan2", role, kwargs)
     except (TypeError, ValueError, AssertionError, KeyError) as e:
         raise FormatError(f"{source}: {what} has an architecture ganforge does not support ({e})") from None
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {list(state[k].shape)} != {list(v.shape)}" for k, v in expected.items()
-             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    missing, unexpected, wrong = state_dict_mismatch(net.state_dict(), state)
     if missing or unexpected or wrong:
         parts = []
         if wrong:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ganforge.errors import FormatError
+from ganforge.formats.statedict import state_dict_mismatch
 from ganforge.metrics import weights as W
 from ganforge.metrics.inception import FIDInceptionV3
 from ganforge.metrics.vgg import LPIPSHeads, VGG16
@@ -30,11 +31,7 @@ class DetectorOptions:
 def _load_strict(module: torch.nn.Module, sd: dict, path, what: str, assign: bool = False):
     """load_state_dict(strict=True) with a one-line FormatError naming the first differences.
     assign=True adopts the file's tensors (the module may then be built on the meta device)."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    wrong = [f"{k} {tuple(sd[k].shape)} != {tuple(v.shape)}" for k, v in own.items()
-             if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    missing, unexpected, wrong = state_dict_mismatch(module.state_dict(), sd)
     if missing or unexpected or wrong:
         raise FormatError(f"{path}: not the {what} layout (missing {missing[:3]}, unexpected {unexpected[:3]}, "
                           f"wrong shape {wrong[:3]})")
