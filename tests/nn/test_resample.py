@@ -135,3 +135,15 @@ def test_fir_gradients_match_convolution_reference_to_second_order(down, pad, im
             assert torch.allclose(y, y_fast) and torch.allclose(g, g_fast) and torch.allclose(gg, gg_fast)
         y_fast, g_fast, gg_fast = y, g, gg
     assert torch.autograd.gradcheck(lambda x: upfirdn2d(x, f.double(), down=down, padding=pad), (x,))
+
+
+def test_filter_taps_cache_follows_in_place_changes():
+    # The separable taps are cached (on the tensor, keyed by its version, and by value): a filter
+    # changed in place must not be served from the cache.
+    x = torch.randn(1, 2, 8, 8)
+    f = setup_filter([1, 3, 3, 1])
+    a = upfirdn2d(x, f, padding=1)
+    f.mul_(2)
+    assert torch.allclose(upfirdn2d(x, f, padding=1), 2 * a, atol=1e-6)
+    g = setup_filter([1, 2, 1])
+    assert not torch.allclose(upfirdn2d(x, g, padding=[1, 2, 1, 2])[..., :9, :9], a, atol=1e-3)

@@ -77,6 +77,9 @@ def _cached_1d_taps(f: torch.Tensor, flip_filter: bool) -> tuple[tuple[float, ..
     flip_filter; None if f is not separable (or under graph capture). Cached on the filter's values."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return None
+    memo = getattr(f, "_ganforge_taps", None)  # on the tensor object: no device sync after the first call
+    if memo is not None and memo[0] == f._version and memo[1] == flip_filter:
+        return memo[2]
     key = (tuple(f.shape), tuple(f.detach().flatten().tolist()), flip_filter)
     if key not in _TAPS_CACHE:
         taps = _separable_taps(f.detach().to("cpu", torch.float64))
@@ -86,6 +89,10 @@ def _cached_1d_taps(f: torch.Tensor, flip_filter: bool) -> tuple[tuple[float, ..
         if len(_TAPS_CACHE) > 256:
             _TAPS_CACHE.clear()
         _TAPS_CACHE[key] = taps
+    try:
+        f._ganforge_taps = (f._version, flip_filter, _TAPS_CACHE[key])
+    except (AttributeError, RuntimeError):
+        pass
     return _TAPS_CACHE[key]
 
 
