@@ -162,3 +162,31 @@ def test_mapping_network_defaults_are_the_papers():
     assert m.fc0.activation == "lrelu"
     G = Generator(512, 0, 512, 16, 3)
     assert G.synthesis.b8.conv0.affine.bias.detach().eq(1).all()  # style bias init 1 (StyleGAN2 §2.2)
+
+
+def test_noise_source_supplies_the_random_noise_of_every_layer():
+    # Inside noise_source(fn), noise_mode='random' takes each layer's [N, 1, res, res] noise from fn:
+    # the output is then a function of fn's noise only (the global RNG no longer matters).
+    from ganforge.models.stylegan2 import SynthesisLayer, noise_source
+
+    G = tiny_G(res=16)
+    for m in G.synthesis.modules():
+        if isinstance(m, SynthesisLayer):
+            m.noise_strength.data.fill_(0.5)
+    ws = G.mapping(torch.randn(3, G.z_dim), None)
+    calls = []
+
+    def fn(layer, batch, res, device):
+        calls.append((type(layer).__name__, batch, res))
+        g = torch.Generator().manual_seed(res)
+        return torch.randn([batch, 1, res, res], generator=g)
+
+    outs = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        with noise_source(fn):
+            outs.append(G.synthesis(ws, noise_mode="random"))
+    assert torch.equal(outs[0], outs[1])
+    assert {c[2] for c in calls} == {4, 8, 16} and all(c[1] == 3 for c in calls)
+    torch.manual_seed(1)
+    assert not torch.allclose(G.synthesis(ws, noise_mode="random"), outs[0])  # outside: the global RNG

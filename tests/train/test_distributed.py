@@ -7,9 +7,10 @@ from train_helpers import TINY, load_weights, write_dataset
 
 # Global batch 8: one process with batch 8, or two with 4 each. The minibatch-stddev groups (size 4)
 # hold the same samples both ways (sample i of 8 is in group i mod 2; rank r gets samples r, r+2, ...).
-# The per-pixel noise is drawn per rank, so it is switched off to compare numbers. 5 steps: path
+# The per-pixel noise of each sample is drawn for the global batch and sliced, like the latents, so it
+# stays on. Augmentations are drawn per rank (as in NVIDIA's code), so they are off. 5 steps: path
 # length on steps 0 and 4, R1 on step 0.
-RUN = ["--kimg", "0.040", "--snap", "0.040", "--batch", "8", "--no-noise", "--seed", "1", *TINY]
+RUN = ["--kimg", "0.040", "--snap", "0.040", "--batch", "8", "--aug", "noaug", "--seed", "1", *TINY]
 
 
 def test_gloo_two_processes_match_one(tmp_path):
@@ -28,6 +29,8 @@ def test_gloo_two_processes_match_one(tmp_path):
     a = load_weights(single / "network-snapshot-000000.040")
     b = load_weights(multi / "network-snapshot-000000.040")
     assert a.keys() == b.keys()
+    strengths = [k for k in a if k.startswith("G.") and k.endswith("noise_strength")]
+    assert strengths and all(a[k].abs() > 0 for k in strengths)  # the noise was on and mattered
     for k in a:  # parameters, and w_avg (updated from the all-reduced batch mean)
         # Weights are stored N(0,1)/lr_multiplier: compare relative to each tensor's scale.
         scale = a[k].abs().max().clamp_min(1.0)

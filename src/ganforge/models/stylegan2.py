@@ -10,8 +10,10 @@ Shapes: z [N, z_dim], c [N, c_dim], ws [N, num_ws, w_dim], img [N, img_channels,
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,6 +29,22 @@ from ganforge.nn.resample import downsample2d, setup_filter, upsample2d
 MAPPING_LR_MULTIPLIER = 0.01  # mapping network learns 100x slower (StyleGAN §C, kept in StyleGAN2)
 W_AVG_BETA = 0.995            # decay of the tracked average w used by truncation
 NOISE_MODES = ("random", "const", "none")
+
+_noise_state = threading.local()
+
+
+@contextlib.contextmanager
+def noise_source(fn):
+    """Within this context (this thread), every SynthesisLayer with noise_mode='random' takes its
+    per-pixel noise n ~ N(0, 1), shape [batch, 1, res, res], from fn(layer, batch, res, device)
+    instead of the global RNG. Training uses it so that a sample's noise depends on its index in
+    the global batch, not on how the batch is split over processes."""
+    prev = getattr(_noise_state, "fn", None)
+    _noise_state.fn = fn
+    try:
+        yield
+    finally:
+        _noise_state.fn = prev
 ARCHITECTURES = ("orig", "skip", "resnet")
 
 
@@ -153,7 +171,11 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+            source = getattr(_noise_state, "fn", None)
+            shape = [x.shape[0], 1, self.resolution, self.resolution]
+            noise = (source(self, x.shape[0], self.resolution, x.device) if source is not None
+                     else torch.randn(shape, device=x.device))
+            noise = noise * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None

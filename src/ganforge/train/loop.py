@@ -10,9 +10,10 @@ Each minibatch runs the phases whose interval divides the step index:
 
 then updates G_ema. Every random draw of a step comes from generators reseeded from (seed, step),
 so a run resumed from a snapshot continues bit-for-bit, and the latents of the global batch are drawn
-identically on every rank and sliced (rank r takes samples r, r+R, ...), so K processes with
-per-process batch B/K compute the same update as one process with batch B (up to float rounding;
-the per-layer noise of the synthesis network is drawn per rank, like NVIDIA's).
+identically on every rank and sliced (rank r takes samples r, r+R, ...), and so is each synthesis
+layer's per-pixel noise, so K processes with per-process batch B/K compute the same update as one
+process with batch B (up to float rounding). Only the augmentations (ADA) are drawn per rank, from
+the global RNG, as in NVIDIA's code.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ganforge.train.loss import (PL_BATCH_SHRINK, PL_DECAY, discriminator_logist
                                  mix_styles, path_length_noise, path_length_penalty, path_lengths, r1_penalty,
                                  sanitize_gradients, style_mixing_cutoff)
 from ganforge.train.optim import make_adam
+from ganforge.models.stylegan2 import noise_source
 from ganforge.train.augment import AdaController, build_augment_pipe
 from ganforge.train.presets import ResolvedConfig, resolve, resolve_augment
 
@@ -416,6 +418,8 @@ class Trainer:
         self.G_mapping = dist_utils.wrap(self.G.mapping, info) if info.enabled else self.G.mapping
         self.G_synthesis = dist_utils.wrap(self.G.synthesis, info) if info.enabled else self.G.synthesis
         self.D_ddp = dist_utils.wrap(self.D, info) if info.enabled else self.D
+        self._noise_layer_ids = {id(m): i for i, m in enumerate(self.G.synthesis.modules())}
+        self._noise = None
 
         if info.is_main:
             if self.run_dir is None:
@@ -517,6 +521,25 @@ class Trainer:
         dev = self.device
         return (self._slice(z).to(dev), self._slice(z2).to(dev), self._slice(c).to(dev), self._slice(cutoff).to(dev))
 
+    def _global_noise(self, phase: int, n_global: int, rows: slice):
+        """A noise source (ganforge.models.stylegan2.noise_source) for one G pass over `rows` of this
+        rank's part of a global batch of n_global samples in `phase`: each layer's noise is drawn for the
+        whole global batch from a generator seeded by (seed, step, phase, layer) and this rank's rows are
+        taken, so the noise of a sample does not depend on the number of processes or on --batch-gpu."""
+        cache = self._noise_cache
+        names = self._noise_layer_ids
+
+        def source(layer, batch, res, device):
+            key = (phase, id(layer))
+            if key not in cache:
+                gen = torch.Generator(device=device)
+                gen.manual_seed(_step_seed(self.seed, self.step, 1000 + 100 * phase + names[id(layer)]))
+                full = torch.randn([n_global, 1, res, res], generator=gen, device=device)
+                cache[key] = self._slice(full)
+            return cache[key][rows]
+
+        return source
+
     def _run_G(self, z, z2, c, cutoff, sync: bool):
         """Style-mixed generator pass: ws = mix(mapping(z, c), mapping(z2, c), cutoff); img = synthesis(ws).
         Also updates w_avg with the global batch mean of w (what the mapping network does in training)."""
@@ -535,7 +558,7 @@ class Trainer:
             with torch.no_grad():
                 batch_mean = dist_utils.all_mean(w_first.detach().mean(dim=0))
                 mapping.w_avg.copy_(batch_mean.lerp(mapping.w_avg, mapping.w_avg_beta))
-        with dist_utils.ddp_sync(self.G_synthesis, sync):
+        with dist_utils.ddp_sync(self.G_synthesis, sync), noise_source(self._noise):
             img = self.G_synthesis(ws)
         return img, ws
 
@@ -580,7 +603,8 @@ class Trainer:
         """Run the phases of minibatch `self.step` on this rank's real images; returns detached stats."""
         cfg, info = self.cfg, self.info
         gen = torch.Generator().manual_seed(_step_seed(self.seed, self.step, 0))
-        torch.manual_seed(_step_seed(self.seed, self.step, 1 + info.rank))  # per-layer noise of G
+        self._noise_cache: dict = {}
+        torch.manual_seed(_step_seed(self.seed, self.step, 1 + info.rank))  # augmentations (per rank)
         B, R, rounds, bg = cfg.batch, info.world_size, self.rounds, cfg.batch_gpu
         stats: dict[str, torch.Tensor] = {}
         real_img = _to_float_images(real_img, self.device)
@@ -593,6 +617,7 @@ class Trainer:
         total = 0.0
         for r in range(rounds):
             s = slice(r * bg, (r + 1) * bg)
+            self._noise = self._global_noise(0, B, s)
             img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=(r == rounds - 1))
             with dist_utils.ddp_sync(self.D_ddp, False):
                 logits = self.D_ddp(self._aug(img), c[s])
@@ -613,6 +638,7 @@ class Trainer:
             pen_total = 0.0
             for r in range(rounds):
                 s = slice(r * pl_bg, (r + 1) * pl_bg)
+                self._noise = self._global_noise(1, n_pl, s)
                 img, ws = self._run_G(z[s], z2[s], c[s], cut[s], sync=(r == rounds - 1))
                 lengths = path_lengths(img, ws, noise[s])
                 penalty, new_mean = path_length_penalty(lengths, self.pl_mean, PL_DECAY, dist_utils.all_mean)
@@ -634,6 +660,7 @@ class Trainer:
         for r in range(rounds):
             s = slice(r * bg, (r + 1) * bg)
             with torch.no_grad():
+                self._noise = self._global_noise(2, B, s)
                 img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=False)
             x, xc = reals[r]
             if self._fused_d(img.shape[0], x.shape[0]):
