@@ -37,3 +37,17 @@ def test_gloo_two_processes_match_one(tmp_path):
         assert torch.allclose(a[k], b[k], atol=1e-5 * scale.item(), rtol=1e-5), (k, (a[k] - b[k]).abs().max())
     # Only rank 0 wrote: one log, one set of files.
     assert len((multi / "stats.jsonl").read_text().splitlines()) == 1
+
+    # A run started on one process continues on two (same global batch, data stream, latents and
+    # noise): 3 steps alone, then --resume --gpus 2 up to step 5, equals the single run again.
+    moved = tmp_path / "moved"
+    first_half = [a if a != "0.040" else "0.024" for a in RUN]
+    proc = run_cli("train", "--data", data, "--cond", "--run-dir", moved, *first_half)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("train", "--resume", moved, "--gpus", "2", "--kimg", "0.040")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "continuing a run of 1 process(es) on 2" in proc.stderr
+    c = load_weights(moved / "network-snapshot-000000.040")
+    for k in a:
+        scale = a[k].abs().max().clamp_min(1.0)
+        assert torch.allclose(a[k], c[k], atol=1e-5 * scale.item(), rtol=1e-5), (k, (a[k] - c[k]).abs().max())

@@ -119,3 +119,24 @@ def test_resume_errors(tmp_path, tiny_checkpoint, capsys):
     assert "16x16" in usage_error("--resume", tiny_checkpoint, "--data", data8, "--cond", "--workers", "0")
     # A checkpoint whose labels differ from the dataset's.
     assert "c_dim=10" in usage_error("--resume", tiny_checkpoint, "--data", data, "--workers", "0")
+
+
+def test_continuing_on_another_number_of_processes_keeps_the_global_batch():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from ganforge.errors import UsageError
+    from ganforge.train.loop import Trainer
+
+    def adapt(world, batch_gpu=None, batch=8, saved_batch_gpu=8):
+        t = SimpleNamespace(cfg=SimpleNamespace(batch=batch, batch_gpu=saved_batch_gpu, gpus=1),
+                            info=SimpleNamespace(world_size=world, is_main=False))
+        Trainer._adapt_to_processes(t, batch_gpu)
+        return t.cfg.gpus, t.cfg.batch_gpu
+
+    assert adapt(2) == (2, 4) and adapt(4) == (4, 2) and adapt(1, batch_gpu=2) == (1, 2)
+    with pytest.raises(UsageError, match="global batch 8 cannot be split over 3 processes"):
+        adapt(3)
+    with pytest.raises(UsageError, match="--batch-gpu 3 must divide the per-process batch 4"):
+        adapt(2, batch_gpu=3)

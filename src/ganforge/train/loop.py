@@ -278,7 +278,7 @@ class Trainer:
                     raise e
 
         if saved is not None:  # continue a run: its own options, with a few allowed overrides
-            fixed = {"--cfg": opts.cfg, "--gamma": opts.gamma, "--batch": opts.batch, "--batch-gpu": opts.batch_gpu,
+            fixed = {"--cfg": opts.cfg, "--gamma": opts.gamma, "--batch": opts.batch,
                      "--cbase": opts.cbase, "--cmax": opts.cmax, "--map-depth": opts.map_depth,
                      "--mbstd-group": opts.mbstd_group, "--lr": opts.lr, "--ema-kimg": opts.ema_kimg,
                      "--cond": opts.cond or None, "--mirror": opts.mirror or None, "--fp32": opts.fp32 or None,
@@ -298,9 +298,7 @@ class Trainer:
                 self.cfg.kimg = float(opts.kimg)
             self.snap = opts.snap if opts.snap is not None else saved["snap"]
             self.tick = opts.tick if opts.tick is not None else saved["tick"]
-            if self.cfg.gpus != info.world_size:
-                raise UsageError(f"this run was trained with {self.cfg.gpus} process(es); resume it with the same "
-                                 f"number (--gpus {self.cfg.gpus}) so the batch layout and exactness are kept")
+            self._adapt_to_processes(opts.batch_gpu)
         else:
             self.run_dir = None
             data = opts.data
@@ -436,6 +434,24 @@ class Trainer:
                 self.tb = SummaryWriter(self.run_dir)
             except Exception:
                 self.tb = None
+
+    def _adapt_to_processes(self, batch_gpu: int | None) -> None:
+        """Continue a run on another number of processes (or another --batch-gpu): the global batch,
+        the data stream (a global position) and the latents and noise (drawn for the global batch)
+        stay the same, so the run continues as it would have, up to float rounding."""
+        cfg, world = self.cfg, self.info.world_size
+        if cfg.batch % world:
+            raise UsageError(f"this run's global batch {cfg.batch} cannot be split over {world} processes; "
+                             f"continue it on a number of processes that divides {cfg.batch}")
+        per_rank = cfg.batch // world
+        bg = batch_gpu if batch_gpu is not None else min(cfg.batch_gpu, per_rank)
+        if bg < 1 or per_rank % bg:
+            raise UsageError(f"--batch-gpu {bg} must divide the per-process batch {per_rank} "
+                             f"(global batch {cfg.batch} over {world} process(es))")
+        if world != cfg.gpus and self.info.is_main:
+            print(f"note: continuing a run of {cfg.gpus} process(es) on {world}: same global batch {cfg.batch}, "
+                  f"{per_rank} per process", file=sys.stderr)
+        cfg.gpus, cfg.batch_gpu = world, bg
 
     def _check_finetune(self, ckpt, res: int, channels: int, c_dim: int) -> None:
         G = ckpt.G_ema
