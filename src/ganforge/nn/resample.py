@@ -134,11 +134,21 @@ def _fir_1d_raw(x: torch.Tensor, taps: tuple[float, ...], dim: int, p0: int, p1:
                 idx[dim] = slice(None, None, down)
                 src = src[tuple(idx)]
             spans.append((j_lo, j_hi, t, src))
-    # Start from a tap that covers every output sample (no zero fill needed), else from zeros.
-    full_span = next((sp for sp in spans if sp[0] == 0 and sp[1] == out_len), None)
-    out = torch.mul(full_span[3], full_span[2]) if full_span is not None else x.new_zeros(shape)
+    # Start from the tap that covers the most output samples: its product is written straight into
+    # the output, and only the few border samples it misses are zeroed (no full zero fill).
+    if not spans:
+        return x.new_zeros(shape)
+    first = max(spans, key=lambda sp: sp[1] - sp[0])
+    j_lo, j_hi, t, src = first
+    if j_lo == 0 and j_hi == out_len:
+        out = torch.mul(src, t)
+    else:
+        out = x.new_empty(shape)
+        torch.mul(src, t, out=out.narrow(dim, j_lo, j_hi - j_lo))
+        out.narrow(dim, 0, j_lo).zero_()
+        out.narrow(dim, j_hi, out_len - j_hi).zero_()
     for sp in spans:
-        if sp is not full_span:
+        if sp is not first:
             j_lo, j_hi, t, src = sp
             out.narrow(dim, j_lo, j_hi - j_lo).add_(src, alpha=t)
     return out
