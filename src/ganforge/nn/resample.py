@@ -227,19 +227,17 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
     return x
 
 
-# Which implementation of the separable FIR is faster on CPUs (benchmarks/fir.py, 2 threads, batch 32,
-# 64 channels, 4..32 px): with a gradient, a depthwise conv2d for decimating filters (down > 1; forward
-# + backward 1.9-3.5x faster than shift-and-add, whose strided reads are slow) and shift-and-add with its
-# exact adjoint for the rest (measured over whole training steps). Without a gradient, the depthwise
-# conv for tensors below 4M elements, shift-and-add above (memory-bound either way, slightly faster).
+# Which implementation of the separable FIR runs (benchmarks/fir.py; CPU, 2 threads, batch 32, 64
+# channels, 4..32 px): under autograd always the depthwise conv2d (forward + backward 1.3-3x faster than
+# shift-and-add, whose adjoint and strided reads cost more; whole training steps agree); without a
+# gradient the depthwise conv below 4M elements and shift-and-add above (memory-bound either way,
+# slightly faster there); and the depthwise conv for channels_last inputs, whose layout it keeps.
 _SHIFT_ADD_MIN_NUMEL = 1 << 22
 
 
 def _prefer_depthwise(x: torch.Tensor, down: int) -> bool:
-    if _is_channels_last(x):
-        return True  # a depthwise conv keeps the layout; shift-and-add would write NCHW
-    if torch.is_grad_enabled() and x.requires_grad:
-        return down > 1
+    if _is_channels_last(x) or (torch.is_grad_enabled() and x.requires_grad):
+        return True
     return x.numel() < _SHIFT_ADD_MIN_NUMEL
 
 
