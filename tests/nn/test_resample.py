@@ -148,3 +148,22 @@ def test_filter_taps_cache_follows_in_place_changes():
     box = setup_filter([1, 1, 1, 1])  # same shape, other values: not the cached [1, 3, 3, 1] taps
     y = upfirdn2d(x, box, padding=1)
     assert torch.allclose(y[0, 0, 2, 2], x[0, 0, 1:5, 1:5].mean(), atol=1e-6)
+
+
+@pytest.mark.parametrize("cin", [1, 3, 4])
+def test_image_1x1_conv_as_matmul_equals_conv2d_to_second_order(cin):
+    # conv2d_resample runs 1x1 convolutions from images (fromRGB) as a batched matmul.
+    from ganforge.nn.resample import conv2d_resample
+
+    torch.manual_seed(cin)
+    x0 = torch.randn(2, cin, 5, 6, dtype=torch.float64)
+    w = torch.randn(7, cin, 1, 1, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    results = []
+    for fn in (lambda x: conv2d_resample(x, w, bias=b), lambda x: F.conv2d(x, w, b)):
+        x = x0.clone().requires_grad_(True)
+        y = fn(x)
+        (gx,) = torch.autograd.grad((y.square() * 0.5).sum(), x, create_graph=True)
+        results.append([y, gx, *torch.autograd.grad(gx.square().sum(), [x, w, b])])
+    for a, r in zip(*results):
+        assert a.shape == r.shape and torch.allclose(a, r, atol=1e-10)
