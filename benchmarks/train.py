@@ -17,10 +17,16 @@ Variants:
                   time from there; nothing of it is part of ganforge). Their CUDA ops fall back to their
                   reference implementations on the CPU.
 
-Peak memory: the growth of the peak resident set (VmHWM) over one lazy cycle, each variant alone in a
-fresh process.
+Peak memory: the growth of the peak resident set (VmHWM; on CUDA, of the peak allocated device memory)
+over one lazy cycle, each variant alone in a fresh process.
 
     python benchmarks/train.py [--nvidia-ref /work/ref/stylegan2-ada-pytorch] [--threads 2] [--repeats 2]
+
+Other shapes train on a synthetic dataset of that shape, e.g. the issue's GPU comparison (config F at
+256x256, NVIDIA's --cfg stylegan2 with mixed precision on the last 4 resolutions, batch 32 on one GPU;
+sec/kimg is printed):
+
+    python benchmarks/train.py --device cuda --cfg stylegan2 --res 256 --channels 3 --classes 0 --batch 32
 """
 
 from __future__ import annotations
@@ -71,6 +77,33 @@ def _real_batches(args, n):
     return imgs, labels
 
 
+def _synthetic_dataset(args, root: str) -> str:
+    """A folder of 8 random PNGs of the benchmark's shape (+ dataset.json labels): the Trainer sizes its
+    networks from its dataset; the timed steps use _real_batches."""
+    import json
+
+    from PIL import Image
+
+    os.makedirs(root, exist_ok=True)
+    rnd = np.random.RandomState(0)
+    labels = []
+    for i in range(8):
+        arr = rnd.randint(0, 256, [args.res, args.res, args.channels], dtype=np.uint8)
+        Image.fromarray(arr[:, :, 0] if args.channels == 1 else arr).save(os.path.join(root, f"{i}.png"))
+        labels.append([f"{i}.png", i % max(args.classes, 1)])
+    if args.classes:
+        with open(os.path.join(root, "dataset.json"), "w") as f:
+            json.dump({"labels": labels}, f)
+    return root
+
+
+def _sync(args) -> None:
+    import torch
+
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+
+
 def make_ganforge(args):
     """(step_fn(step, imgs, labels), label) for ganforge's loop."""
     import tempfile
@@ -79,9 +112,11 @@ def make_ganforge(args):
     from ganforge.train.loop import TrainOptions, Trainer
 
     tmp = tempfile.mkdtemp(prefix="gf-bench-")
-    opts = TrainOptions(data=bundled_path("fashion-mnist") if args.res == 32 and args.channels == 1 else None,
-                        run_dir=os.path.join(tmp, "run"), cfg=args.cfg, cond=args.classes > 0, batch=args.batch,
-                        batch_gpu=args.batch, workers=0, threads=args.threads, kimg=1e9,
+    bundled = args.res == 32 and args.channels == 1 and args.classes == 10
+    data = bundled_path("fashion-mnist") if bundled else _synthetic_dataset(args, os.path.join(tmp, "data"))
+    opts = TrainOptions(data=data, run_dir=os.path.join(tmp, "run"), cfg=args.cfg, cond=args.classes > 0,
+                        batch=args.batch, batch_gpu=args.batch, workers=0, threads=args.threads, kimg=1e9,
+                        device=args.device,
                         aug="noaug")  # NVIDIA's variants below run without an augmentation pipe, too
     T = Trainer(opts)
 
@@ -117,6 +152,8 @@ def _naive_step(ctx, step, real_img, real_c):
 
     G, D, cfg = ctx["G"], ctx["D"], ctx["cfg"]
     B = cfg.batch
+    dev = ctx["device"]
+    real_img, real_c = real_img.to(dev), real_c.to(dev)
     real = real_img.to(torch.float32) / 127.5 - 1
 
     def run_G(z, c):
@@ -133,7 +170,7 @@ def _naive_step(ctx, step, real_img, real_c):
 
     # Gmain
     G.requires_grad_(True)
-    z, c = torch.randn([B, G.z_dim]), gen_c()
+    z, c = torch.randn([B, G.z_dim], device=dev), gen_c()
     img, _ = run_G(z, c)
     generator_logistic_loss(D(img, c)).mean().backward()
     sanitize_gradients(G.parameters())
@@ -142,7 +179,7 @@ def _naive_step(ctx, step, real_img, real_c):
     # Greg
     if step % cfg.pl_interval == 0:
         n = B // 2
-        img, ws = run_G(torch.randn([n, G.z_dim]), gen_c()[:n])
+        img, ws = run_G(torch.randn([n, G.z_dim], device=dev), gen_c()[:n])
         lengths = path_lengths(img, ws, path_length_noise(img))
         pen, new = path_length_penalty(lengths, ctx["pl_mean"])
         ctx["pl_mean"].copy_(new)
@@ -153,7 +190,7 @@ def _naive_step(ctx, step, real_img, real_c):
     G.requires_grad_(False)
     # Dmain: two backward passes, generator forward with autograd on
     D.requires_grad_(True)
-    z, c = torch.randn([B, G.z_dim]), gen_c()
+    z, c = torch.randn([B, G.z_dim], device=dev), gen_c()
     img, _ = run_G(z, c)
     loss_fake, _ = discriminator_logistic_loss(D(img, c), None)
     loss_fake.mean().backward()
@@ -180,6 +217,8 @@ def _nvidia_step(ctx, step, real_img, real_c):
 
     cfg, B = ctx["cfg"], ctx["cfg"].batch
     G, D = ctx["G"], ctx["D"]
+    dev = ctx["device"]
+    real_img, real_c = real_img.to(dev), real_c.to(dev)
     real = real_img.to(torch.float32) / 127.5 - 1
     for name, module, opt, interval in [("Gmain", G, ctx["G_opt"], 1), ("Greg", G, ctx["G_opt"], cfg.pl_interval),
                                         ("Dmain", D, ctx["D_opt"], 1), ("Dreg", D, ctx["D_opt"], cfg.r1_interval)]:
@@ -188,7 +227,7 @@ def _nvidia_step(ctx, step, real_img, real_c):
         opt.zero_grad(set_to_none=True)
         module.requires_grad_(True)
         idx = torch.randint(len(ctx["labels"]), [B])
-        ctx["loss"].accumulate_gradients(phase=name, real_img=real, real_c=real_c, gen_z=torch.randn([B, G.z_dim]),
+        ctx["loss"].accumulate_gradients(phase=name, real_img=real, real_c=real_c, gen_z=torch.randn([B, G.z_dim], device=dev),
                                          gen_c=ctx["labels"][idx], sync=True, gain=interval)
         module.requires_grad_(False)
         for p in module.parameters():
@@ -227,16 +266,18 @@ def make_other(args, variant: str):
         from ganforge.models import build
 
         G, D = build("stylegan2", "G", cfg.G_kwargs), build("stylegan2", "D", cfg.D_kwargs)
-    G.train().requires_grad_(False)
-    D.train().requires_grad_(False)
+    dev = torch.device(args.device)
+    G = G.to(dev).train().requires_grad_(False)
+    D = D.to(dev).train().requires_grad_(False)
     G_ema = copy.deepcopy(G).eval()
     labels = torch.eye(args.classes)[torch.arange(1000) % args.classes] if args.classes else torch.zeros([1000, 0])
-    ctx = dict(G=G, D=D, G_ema=G_ema, cfg=cfg, labels=labels, nimg=0, pl_mean=torch.zeros([]),
+    ctx = dict(G=G, D=D, G_ema=G_ema, cfg=cfg, labels=labels.to(dev), nimg=0, pl_mean=torch.zeros([], device=dev),
+               device=dev,
                G_opt=_plain_adam(G.parameters(), cfg.lr, cfg.pl_interval),
                D_opt=_plain_adam(D.parameters(), cfg.lr, cfg.r1_interval))
     step_fn = _naive_step
     if variant == "nvidia":
-        ctx["loss"] = StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D,
+        ctx["loss"] = StyleGAN2Loss(dev, G.mapping, G.synthesis, D,
                                     style_mixing_prob=cfg.style_mixing_prob, r1_gamma=cfg.gamma,
                                     pl_weight=cfg.pl_weight)
         step_fn = _nvidia_step
@@ -248,16 +289,29 @@ def make_variant(args, variant: str):
 
 
 def child_memory(args):
-    """Peak RSS growth (MB) over one lazy cycle of one variant, alone in this process."""
+    """Peak memory growth (MB) over one lazy cycle of one variant, alone in this process: resident set
+    on CPU, allocated device memory on CUDA."""
+    import torch
+
     step_fn = make_variant(args, args.variant)
     imgs, lbl = _real_batches(args, 1)
     for i in range(args.warmup):
         step_fn(i + 1, imgs[0], lbl[0])
-    _reset_peak()
-    base = _rss_kb("VmRSS")
-    for i in range(STEPS):
-        step_fn(i, imgs[0], lbl[0])
-    print(json.dumps({"variant": args.variant, "peak_mb": (_rss_kb("VmHWM") - base) / 1024}))
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        for i in range(STEPS):
+            step_fn(i, imgs[0], lbl[0])
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    else:
+        _reset_peak()
+        base = _rss_kb("VmRSS")
+        for i in range(STEPS):
+            step_fn(i, imgs[0], lbl[0])
+        peak = (_rss_kb("VmHWM") - base) / 1024
+    print(json.dumps({"variant": args.variant, "peak_mb": peak}))
 
 
 def main():
@@ -268,6 +322,7 @@ def main():
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds over the variants")
     p.add_argument("--nvidia-ref", default="/work/ref/stylegan2-ada-pytorch",
@@ -305,6 +360,7 @@ def main():
             for v, fn in fns.items():
                 t0 = time.perf_counter()
                 fn(step, imgs[0], lbl[0])
+                _sync(args)
                 acc[v] += time.perf_counter() - t0
         for v in variants:
             rounds[v].append(acc[v] / STEPS)
@@ -316,7 +372,7 @@ def main():
                                  text=True)
             peaks[v] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"] if out.returncode == 0 else None
     print(f"\n{args.cfg} preset, {args.res}x{args.res}x{args.channels}, {args.classes} classes, batch {args.batch}, "
-          f"CPU, threads={args.threads or torch.get_num_threads()}; s/iter = mean over steps 0..15 (4 path length + "
+          f"{args.device}, threads={args.threads or torch.get_num_threads()}; s/iter = mean over steps 0..15 (4 path length + "
           f"1 R1 steps), median of {args.repeats} interleaved rounds; malloc keeps freed memory: {tuned}")
     med = {v: float(np.median(rounds[v])) for v in variants}
     base = med.get("ganforge")
