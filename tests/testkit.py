@@ -45,3 +45,15 @@ def assert_usage_error(proc, *fragments):
     assert err.startswith("error:") and len(err.splitlines()) == 1, err
     for frag in fragments:
         assert frag in err, (frag, err)
+
+
+def usage_error_in_process(capsys, *args) -> str:
+    """Run `ganforge <args>` in this process (faster than run_cli); assert exit 2 with one 'error:' line
+    on stderr and return that line."""
+    from ganforge.cli import main
+
+    capsys.readouterr()
+    assert main([str(a) for a in args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1, err
+    return err

@@ -46,9 +46,14 @@ def test_setup_filter_is_normalised_outer_product():
     assert f.sum().item() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("impl", ["shift-add", "depthwise"])
 @pytest.mark.parametrize("up,down,pad", [(1, 1, [1, 2, 0, 1]), (2, 1, [2, 1, 2, 1]), (1, 2, [1, 1, 1, 1]),
-                                         (2, 1, [-1, 0, 1, -2]), (1, 1, [0, 0, 0, 0])])
-def test_upfirdn2d_matches_scipy(up, down, pad):
+                                         (2, 1, [-1, 0, 1, -2]), (1, 1, [0, 0, 0, 0]), (1, 2, [0, 1, 2, -1])])
+def test_upfirdn2d_matches_scipy(up, down, pad, impl, monkeypatch):
+    # Both implementations of the separable FIR (the choice is made per call by _prefer_depthwise).
+    from ganforge.nn import resample
+
+    monkeypatch.setattr(resample, "_prefer_depthwise", lambda x, down: impl == "depthwise")
     x = np.random.RandomState(0).randn(2, 3, 7, 9).astype(np.float32)
     got = upfirdn2d(torch.from_numpy(x), setup_filter([1, 3, 3, 1]), up=up, down=down, padding=pad).numpy()
     ref = scipy_upfirdn2d(x, [1, 3, 3, 1], up, down, pad)
@@ -107,15 +112,10 @@ def test_grouped_transposed_conv_matches_per_group_calls():
 
 
 
-@pytest.mark.parametrize("impl", ["shift-add", "depthwise"])
 @pytest.mark.parametrize("down,pad", [(1, [1, 1, 1, 1]), (2, [1, 1, 1, 1]), (1, [2, 0, -1, 1]), (2, [0, 1, 2, 1])])
-def test_fir_gradients_match_convolution_reference_to_second_order(down, pad, impl, monkeypatch):
-    # Both implementations of the separable FIR (shift-and-add with a hand-written adjoint; one depthwise
-    # conv with the padding inside) against autograd through the plain pad-conv-decimate formulation,
-    # to first and second order.
-    from ganforge.nn import resample
-
-    monkeypatch.setattr(resample, "_prefer_depthwise", lambda x, down: impl == "depthwise")
+def test_fir_gradients_match_convolution_reference_to_second_order(down, pad):
+    # Under autograd the FIR is one depthwise conv with the padding inside; check it against autograd
+    # through the plain pad-conv-decimate formulation, to first and second order.
     f = setup_filter([1, 3, 3, 1])
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 3, *upfirdn2d(x.detach(), f.double(), down=down, padding=pad).shape[2:], dtype=torch.float64)

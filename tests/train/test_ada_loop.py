@@ -62,7 +62,9 @@ def test_p_follows_the_sign_of_the_real_logits(tmp_path):
 
 def test_ada_is_the_default_and_fixed_p_is_constant(tmp_path):
     T = _trainer(tmp_path)
+    # NVIDIA's defaults (paper §3): target 0.6, p adjusted every 4 minibatches, 0 -> 1 in 500 kimg.
     assert T.cfg.aug == "ada" and T.cfg.augpipe == "bgc" and T.cfg.ada_kimg == 500 and T.ada is not None
+    assert T.ada.target == 0.6 and T.ada.interval == 4 and T.ada.kimg == 500 and T.augment_p == 0.0
     F = _trainer(tmp_path / "f", aug="fixed", p=0.25)
     it = iter(F.loader)
     for _ in range(5):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from testkit import assert_usage_error, run_cli
+from testkit import assert_usage_error, run_cli, usage_error_in_process
 from train_helpers import TINY, write_dataset
 
 
@@ -46,14 +46,8 @@ def test_train_end_to_end_writes_snapshots_grid_and_log(tmp_path):
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     # Through a real subprocess once (the format of the message), then in-process for speed.
     assert_usage_error(run_cli("train", "--data", tmp_path / "missing", "--outdir", tmp_path / "o"), "does not exist")
-    from ganforge.cli import main
-
     def usage_error(*args):
-        capsys.readouterr()
-        assert main(["train", *map(str, args)]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("error:") and len(err.splitlines()) == 1, err
-        return err
+        return usage_error_in_process(capsys, "train", *args)
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from testkit import run_cli
+from testkit import run_cli, usage_error_in_process
 from train_helpers import TINY, load_weights, write_dataset
 
 # 18 steps of batch 4: path length on steps 0,4,...,16 and R1 on 0 and 16, so both halves regularize.
@@ -88,14 +88,8 @@ def test_resume_from_checkpoint_fine_tunes_its_weights(tmp_path, tiny_checkpoint
 
 
 def test_resume_errors(tmp_path, tiny_checkpoint, capsys):
-    from ganforge.cli import main
-
     def usage_error(*args):
-        capsys.readouterr()
-        assert main(["train", *map(str, args)]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("error:") and len(err.splitlines()) == 1, err
-        return err
+        return usage_error_in_process(capsys, "train", *args)
 
     data = write_dataset(tmp_path / "data")
     not_a_run = tmp_path / "empty"

@@ -96,25 +96,14 @@ def _cached_1d_taps(f: torch.Tensor, flip_filter: bool) -> tuple[tuple[float, ..
     return _TAPS_CACHE[key]
 
 
-def _fir_1d_raw(x: torch.Tensor, taps: tuple[float, ...], dim: int, p0: int, p1: int, up: int = 1,
-                down: int = 1) -> torch.Tensor:
-    """Zero-insert by `up`, zero-pad p0/p1 (negative crops), correlate with `taps`, keep every `down`-th.
+def _fir_1d_raw(x: torch.Tensor, taps: tuple[float, ...], dim: int, p0: int, p1: int, down: int = 1) -> torch.Tensor:
+    """Zero-pad p0/p1 (negative crops), correlate with `taps`, keep every `down`-th sample along `dim`.
 
-    z[i*up] = x[i] (zeros between);  y[j] = sum_k taps[k] * z[j*down + k - p0]
-    len(z) = (n-1)*up + 1, len(y) = ceil((len(z) + p0 + p1 - K + 1) / down)
+    y[j] = sum_k taps[k] * x[j*down + k - p0]       len(y) = ceil((n + p0 + p1 - K + 1) / down)
 
     Computed as a few shifted multiply-adds into one output buffer: no padded copy, no per-channel
-    convolution. On CPUs this is several times faster than a depthwise conv2d.
+    convolution (memory-bound; used without autograd on large tensors, see _prefer_depthwise).
     """
-    if up > 1:
-        n = x.shape[dim]
-        shape = list(x.shape)
-        shape[dim] = (n - 1) * up + 1
-        z = x.new_zeros(shape)
-        idx = [slice(None)] * x.ndim
-        idx[dim] = slice(None, None, up)
-        z[tuple(idx)] = x
-        x = z
     n, k_taps = x.shape[dim], len(taps)
     full = n + p0 + p1 - k_taps + 1
     if full <= 0:
@@ -154,32 +143,12 @@ def _fir_1d_raw(x: torch.Tensor, taps: tuple[float, ...], dim: int, p0: int, p1:
     return out
 
 
-def _adjoint_padding(taps: tuple[float, ...], p0: int, n_in: int, n_out: int, up: int, down: int) -> tuple[int, int]:
-    """Padding of the adjoint 1-D FIR: the transpose of `zero-insert up, pad, correlate, keep every down-th`
-    is `zero-insert down, pad (K-1-p0, m - m' + p0), correlate with reversed taps, keep every up-th`."""
-    m = (n_in - 1) * up + 1
-    m_adj = (n_out - 1) * down + 1
-    return len(taps) - 1 - p0, m - m_adj + p0
-
-
-class _SeparableFir(torch.autograd.Function):
-    """Row pass (width, dim 3) then column pass (height, dim 2) of a separable FIR, with the exact
-    adjoint as backward (itself a separable FIR), so gradients of any order (R1 and path length need
-    second order) stay shift-and-add instead of autograd's slice copies."""
-
-    @staticmethod
-    def forward(ctx, x, row, col, px0, px1, py0, py1, up, down):
-        ctx.params = (row, col, px0, py0, up, down, x.shape[3], x.shape[2])
-        y = _fir_1d_raw(x, row, 3, px0, px1, up, down)
-        return _fir_1d_raw(y, col, 2, py0, py1, up, down)
-
-    @staticmethod
-    def backward(ctx, g):
-        row, col, px0, py0, up, down, w_in, h_in = ctx.params
-        ax0, ax1 = _adjoint_padding(row, px0, w_in, g.shape[3], up, down)
-        ay0, ay1 = _adjoint_padding(col, py0, h_in, g.shape[2], up, down)
-        gx = _SeparableFir.apply(g, tuple(reversed(row)), tuple(reversed(col)), ax0, ax1, ay0, ay1, down, up)
-        return (gx,) + (None,) * 8
+def _fir_shift_add(x: torch.Tensor, col: tuple[float, ...], row: tuple[float, ...], px0: int, px1: int, py0: int,
+                   py1: int, down: int) -> torch.Tensor:
+    """The separable FIR as a row pass (width, dim 3) then a column pass (height, dim 2) of shifted
+    multiply-adds. Not differentiable: upfirdn2d takes it only when no gradient is needed."""
+    with torch.no_grad():
+        return _fir_1d_raw(_fir_1d_raw(x, row, 3, px0, px1, down), col, 2, py0, py1, down)
 
 
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1, padding: Padding = 0,
@@ -206,7 +175,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
             col, row = taps
             if _prefer_depthwise(x, down):
                 return _fir_depthwise(x, col, tuple(t * gain for t in row), px0, px1, py0, py1, down)
-            return _SeparableFir.apply(x, tuple(t * gain for t in row), col, px0, px1, py0, py1, 1, down)
+            return _fir_shift_add(x, col, tuple(t * gain for t in row), px0, px1, py0, py1, down)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
@@ -228,15 +197,15 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
 
 
 # Which implementation of the separable FIR runs (benchmarks/fir.py; CPU, 2 threads, batch 32, 64
-# channels, 4..32 px): under autograd always the depthwise conv2d (forward + backward 1.3-3x faster than
-# shift-and-add, whose adjoint and strided reads cost more; whole training steps agree); without a
+# channels, 4..32 px): under autograd always the depthwise conv2d (forward + backward measured 1.3-3x
+# faster than shift-and-add with a hand-written adjoint, which was therefore removed); without a
 # gradient the depthwise conv below 4M elements and shift-and-add above (memory-bound either way,
 # slightly faster there); and the depthwise conv for channels_last inputs, whose layout it keeps.
 _SHIFT_ADD_MIN_NUMEL = 1 << 22
 
 
 def _prefer_depthwise(x: torch.Tensor, down: int) -> bool:
-    if _is_channels_last(x) or (torch.is_grad_enabled() and x.requires_grad):
+    if _is_channels_last(x) or (torch.is_grad_enabled() and x.requires_grad):  # shift-add has no backward
         return True
     return x.numel() < _SHIFT_ADD_MIN_NUMEL
 
