@@ -91,3 +91,18 @@ def test_layer_fast_path_gradients_match_composed_math():
         grads.append([y] + list(torch.autograd.grad((y.square() * 0.5).sum(), [x, w, s, b, n])))
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-9)
+
+
+@pytest.mark.parametrize("demod", [False, True])
+def test_1x1_modulated_conv_on_channels_last_input_matches_nchw(demod):
+    # ToRGB on a channels_last feature map takes the [pixels, channels] matmul: same values and gradients.
+    torch.manual_seed(5)
+    args = [torch.randn(3, 6, 5, 4), torch.randn(2, 6, 1, 1), torch.randn(3, 6) + 2]
+    results = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x, w, s = [t.clone().double().requires_grad_(True) for t in args]
+        y = modulated_conv2d(x.contiguous(memory_format=fmt), w, s, demodulate=demod)
+        (gx,) = torch.autograd.grad((y.square() * 0.5).sum(), x, create_graph=True)
+        results.append([y, gx, *torch.autograd.grad(gx.square().sum(), [x, w, s])])
+    for a, b in zip(*results):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-10)

@@ -150,11 +150,17 @@ def test_filter_taps_cache_follows_in_place_changes():
     assert torch.allclose(y[0, 0, 2, 2], x[0, 0, 1:5, 1:5].mean(), atol=1e-6)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("cin", [1, 3, 4])
-def test_image_1x1_conv_as_matmul_equals_conv2d_to_second_order(cin):
-    # conv2d_resample runs 1x1 convolutions from images (fromRGB) as a batched matmul.
+def test_image_1x1_conv_as_matmul_equals_conv2d_to_second_order(cin, channels_last, monkeypatch):
+    # conv2d_resample runs 1x1 convolutions from images (fromRGB) as one matmul, whose result is laid out
+    # channels_last or NCHW as the CPU layout preference says.
+    from ganforge.nn import resample
     from ganforge.nn.resample import conv2d_resample
 
+    monkeypatch.setattr(resample, "CPU_CHANNELS_LAST", channels_last)
+    y = conv2d_resample(torch.randn(2, cin, 5, 6), torch.randn(7, cin, 1, 1))
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     torch.manual_seed(cin)
     x0 = torch.randn(2, cin, 5, 6, dtype=torch.float64)
     w = torch.randn(7, cin, 1, 1, dtype=torch.float64, requires_grad=True)

@@ -24,7 +24,7 @@ from ganforge.nn.activation import bias_act, get_activation
 from ganforge.nn.layers import Conv2dLayer, FullyConnectedLayer, normalize_2nd_moment
 from ganforge.nn.mbstd import MinibatchStdLayer
 from ganforge.nn.modconv import modulated_conv2d, modulated_conv2d_bias_act
-from ganforge.nn.resample import downsample2d, setup_filter, upsample2d
+from ganforge.nn.resample import downsample2d, setup_filter, to_preferred_layout, upsample2d
 
 MAPPING_LR_MULTIPLIER = 0.01  # mapping network learns 100x slower (StyleGAN §C, kept in StyleGAN2)
 W_AVG_BETA = 0.995            # decay of the tracked average w used by truncation
@@ -256,6 +256,7 @@ class SynthesisBlock(nn.Module):
             x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
             x = x.to(dtype)
+        x = to_preferred_layout(x)
         kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
         if self.in_channels == 0:
             x = self.conv1(x, next(w_iter), **kw)
@@ -408,6 +409,8 @@ class DiscriminatorBlock(nn.Module):
             img = img.to(dtype)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
+        if x is not None:
+            x = to_preferred_layout(x)
             img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
         if self.architecture == "resnet":
             y = self.skip(x, gain=math.sqrt(0.5))

@@ -115,8 +115,12 @@ class Conv2dLayer(nn.Module):
             x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
                                 padding=self.padding, flip_weight=(self.up == 1),
                                 bias=b.to(x.dtype) if b is not None else None)
-            if self.activation == "lrelu":  # in place on the fresh conv output (its backward keeps the result)
-                x = torch.nn.functional.leaky_relu_(x, LRELU_SLOPE)
+            if self.activation == "lrelu":
+                # In place on the fresh conv output (its backward keeps the result). Not on a view (the
+                # 1x1 conv from an image is a reshaped matmul): autograd would copy its base back and
+                # forth in the backward pass (4 full-size copies).
+                act = torch.nn.functional.leaky_relu if x._base is not None else torch.nn.functional.leaky_relu_
+                x = act(x, LRELU_SLOPE)
             return x.clamp(-clamp, clamp) if clamp is not None and clamp >= 0 else x
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None

@@ -86,7 +86,13 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         w = weight[None, :, :, 0, 0] * styles.reshape(batch, 1, -1)
         if dcoefs is not None:
             w = w * dcoefs.reshape(batch, -1, 1)
-        x = torch.bmm(w.to(x.dtype), x.reshape(batch, in_channels, -1)).reshape(batch, out_channels, *x.shape[2:])
+        h, wd = x.shape[2:]
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # channels_last x is a [batch, H*W, in] matrix per sample: its rows times w^T, no layout change.
+            y = torch.bmm(x.permute(0, 2, 3, 1).reshape(batch, h * wd, in_channels), w.to(x.dtype).transpose(1, 2))
+            x = y.reshape(batch, h, wd, out_channels).permute(0, 3, 1, 2)
+        else:
+            x = torch.bmm(w.to(x.dtype), x.reshape(batch, in_channels, -1)).reshape(batch, out_channels, h, wd)
         return x + noise.to(x.dtype) if noise is not None else x
 
     if not fused_modconv:
