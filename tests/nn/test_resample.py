@@ -112,11 +112,14 @@ def test_grouped_transposed_conv_matches_per_group_calls():
 
 
 
-@pytest.mark.parametrize("down,pad", [(1, [1, 1, 1, 1]), (2, [1, 1, 1, 1]), (1, [2, 0, -1, 1]), (2, [0, 1, 2, 1])])
-def test_fir_gradients_match_convolution_reference_to_second_order(down, pad):
-    # Under autograd the FIR is one depthwise conv with the padding inside; check it against autograd
-    # through the plain pad-conv-decimate formulation, to first and second order.
-    f = setup_filter([1, 3, 3, 1])
+@pytest.mark.parametrize("taps", [[1, 3, 3, 1], [1, 2, 4, 1]])  # sums of 8: exact float32 taps
+@pytest.mark.parametrize("down,pad", [(1, [1, 1, 1, 1]), (2, [1, 1, 1, 1]), (1, [2, 2, 2, 2]), (1, [2, 0, -1, 1]),
+                                      (2, [0, 1, 2, 1]), (2, [2, 2, 2, 2])])
+def test_fir_gradients_match_convolution_reference_to_second_order(down, pad, taps):
+    # Under autograd the FIR is one depthwise conv with the padding inside, whose backward is again a FIR
+    # (_DepthwiseFIR, flipped taps); check it against autograd through the plain pad-conv-decimate
+    # formulation, to first and second order, with symmetric and asymmetric taps.
+    f = setup_filter(taps)
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 3, *upfirdn2d(x.detach(), f.double(), down=down, padding=pad).shape[2:], dtype=torch.float64)
 
@@ -135,6 +138,7 @@ def test_fir_gradients_match_convolution_reference_to_second_order(down, pad):
             assert torch.allclose(y, y_fast) and torch.allclose(g, g_fast) and torch.allclose(gg, gg_fast)
         y_fast, g_fast, gg_fast = y, g, gg
     assert torch.autograd.gradcheck(lambda x: upfirdn2d(x, f.double(), down=down, padding=pad), (x,))
+    assert torch.autograd.gradgradcheck(lambda x: upfirdn2d(x, f.double(), down=down, padding=pad), (x,))
 
 
 def test_filter_taps_cache_follows_in_place_changes():

@@ -250,11 +250,47 @@ def _fir_depthwise(x: torch.Tensor, col: tuple[float, ...], row: tuple[float, ..
     w = torch.tensor(col, dtype=x.dtype, device=x.device)[:, None] * torch.tensor(row, dtype=x.dtype, device=x.device)
     w = w[None, None].expand(c, 1, len(col), len(row))
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _DepthwiseFIR.apply(x, w, down, (py0, px0), False, tuple(x.shape[2:]))
         return F.conv2d(x, w, groups=c, stride=down, padding=(py0, px0))
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     if min(px0, px1, py0, py1) < 0:
         x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
     return F.conv2d(x, w, groups=c, stride=down)
+
+
+class _DepthwiseFIR(torch.autograd.Function):
+    """A fixed per-channel FIR w (no gradient of its own) whose backward is again a fixed FIR, to any order.
+
+    forward, transposed=False:  y = conv2d(x, w, groups=C, stride=s, padding=p)
+    forward, transposed=True:   y = conv_transpose2d(x, w, groups=C, stride=s, padding=p) sized to `out_hw`
+    backward: the adjoint, i.e. the other of the two with the same w, s, p; for s=1 the adjoint of the
+    correlation is the correlation with the flipped taps and padding k-1-p (a plain depthwise conv).
+
+    PyTorch's own double backward of a grouped convolution also computes the gradient of w, one group
+    at a time (64 convolutions per 64-channel FIR), although w needs none: R1 and path length, which
+    differentiate twice, spent about a third of their time there.
+    x: [N, C, H, W], w: [C, 1, kh, kw]
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, stride, padding, transposed, out_hw):
+        ctx.args = (w, stride, padding, transposed, tuple(x.shape[2:]))
+        c = x.shape[1]
+        if not transposed:
+            return F.conv2d(x, w, groups=c, stride=stride, padding=padding)
+        (kh, kw) = w.shape[2:]
+        out_pad = [o - ((i - 1) * stride - 2 * p + k) for o, i, p, k in zip(out_hw, x.shape[2:], padding, (kh, kw))]
+        return F.conv_transpose2d(x, w, groups=c, stride=stride, padding=padding, output_padding=out_pad)
+
+    @staticmethod
+    def backward(ctx, g):
+        w, stride, padding, transposed, x_hw = ctx.args
+        kh, kw = w.shape[2:]
+        if stride == 1 and kh - 1 - padding[0] >= 0 and kw - 1 - padding[1] >= 0:
+            flipped = (kh - 1 - padding[0], kw - 1 - padding[1])
+            return _DepthwiseFIR.apply(g, w.flip([2, 3]), 1, flipped, False, x_hw), None, None, None, None, None
+        return _DepthwiseFIR.apply(g, w, stride, padding, not transposed, x_hw), None, None, None, None, None
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, gain: float = 1.0) -> torch.Tensor:
