@@ -22,6 +22,12 @@ over one lazy cycle, each variant alone in a fresh process.
 
     python benchmarks/train.py [--nvidia-ref /work/ref/stylegan2-ada-pytorch] [--threads 2] [--repeats 2]
 
+--as-shipped runs each variant in its own worker process instead (still interleaved: the parent asks
+the workers for one round in turn), so that each runs with the allocator settings it ships with:
+ganforge's trainer tunes glibc malloc (keep_freed_memory_for_reuse), NVIDIA's loop runs with glibc's
+defaults. Without it all variants share this process and ganforge's tuning (or, with
+GANFORGE_KEEP_FREED_MEMORY=0, glibc's defaults).
+
 Other shapes train on a synthetic dataset of that shape, e.g. the issue's GPU comparison (config F at
 256x256, NVIDIA's --cfg stylegan2 with mixed precision on the last 4 resolutions, batch 32 on one GPU;
 sec/kimg is printed):
@@ -314,6 +320,54 @@ def child_memory(args):
     print(json.dumps({"variant": args.variant, "peak_mb": peak}))
 
 
+def child_worker(args):
+    """One variant in its own process (--as-shipped): a round of STEPS steps per 'round' line on stdin,
+    answered with the mean seconds per step."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    step_fn = make_variant(args, args.worker)
+    imgs, lbl = _real_batches(args, 1)
+    for i in range(args.warmup):
+        step_fn(i + 1, imgs[0], lbl[0])
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "round":
+            break
+        t0 = time.perf_counter()
+        for step in range(STEPS):
+            step_fn(step, imgs[0], lbl[0])
+            _sync(args)
+        print(f"{(time.perf_counter() - t0) / STEPS:.6f}", flush=True)
+
+
+def rounds_as_shipped(args, variants):
+    """Interleaved rounds with every variant in its own worker process (see child_worker)."""
+    argv = [a for a in sys.argv[1:] if a != "--as-shipped"]
+    workers = {v: subprocess.Popen([sys.executable, __file__, *argv, "--worker", v], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True) for v in variants}
+    try:
+        for v, w in workers.items():
+            for line in w.stdout:  # skip whatever the variant prints while it builds
+                if line.strip() == "ready":
+                    break
+            else:
+                raise SystemExit(f"benchmark worker for {v} failed to start")
+        rounds = {v: [] for v in variants}
+        for r in range(args.repeats):
+            for v, w in workers.items():
+                w.stdin.write("round\n")
+                w.stdin.flush()
+                rounds[v].append(float(w.stdout.readline()))
+            print(f"round {r}: " + "  ".join(f"{v} {rounds[v][-1]:.3f}" for v in variants) + " s/iter", flush=True)
+        return rounds
+    finally:
+        for w in workers.values():
+            w.stdin.close()
+            w.wait()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cfg", default="small")
@@ -329,10 +383,15 @@ def main():
                    help="checkout of NVlabs/stylegan2-ada-pytorch (skipped when absent)")
     p.add_argument("--variants", default="ganforge,ganforge-naive,nvidia")
     p.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-memory processes")
+    p.add_argument("--as-shipped", action="store_true",
+                   help="each variant in its own process, with the allocator settings it ships with")
     p.add_argument("--variant", help=argparse.SUPPRESS)
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.variant:
         return child_memory(args)
+    if args.worker:
+        return child_worker(args)
     variants = [v for v in args.variants.split(",") if v]
     if "nvidia" in variants and not os.path.isdir(os.path.join(args.nvidia_ref, "training")):
         print(f"(no NVIDIA checkout at {args.nvidia_ref}: skipping the nvidia variant)")
@@ -345,26 +404,31 @@ def main():
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    # ganforge's trainer tunes glibc malloc for the whole process (see keep_freed_memory_for_reuse), so
-    # every variant here runs with it; GANFORGE_KEEP_FREED_MEMORY=0 runs all of them with glibc's defaults.
-    tuned = keep_freed_memory_for_reuse()
-    fns = {v: make_variant(args, v) for v in variants}
-    imgs, lbl = _real_batches(args, 1)
-    for v, fn in fns.items():
-        for i in range(args.warmup):
-            fn(i + 1, imgs[0], lbl[0])
-    rounds = {v: [] for v in variants}
-    for r in range(args.repeats):
-        acc = {v: 0.0 for v in variants}
-        for step in range(STEPS):
-            for v, fn in fns.items():
-                t0 = time.perf_counter()
-                fn(step, imgs[0], lbl[0])
-                _sync(args)
-                acc[v] += time.perf_counter() - t0
-        for v in variants:
-            rounds[v].append(acc[v] / STEPS)
-        print(f"round {r}: " + "  ".join(f"{v} {rounds[v][-1]:.3f}" for v in variants) + " s/iter", flush=True)
+    if args.as_shipped:
+        rounds = rounds_as_shipped(args, variants)
+        tuned = "as shipped (ganforge tuned, others glibc defaults)"
+    else:
+        # ganforge's trainer tunes glibc malloc for the whole process (see keep_freed_memory_for_reuse), so
+        # every variant here runs with it; GANFORGE_KEEP_FREED_MEMORY=0 runs all of them with glibc's defaults.
+        tuned = keep_freed_memory_for_reuse()
+        fns = {v: make_variant(args, v) for v in variants}
+        imgs, lbl = _real_batches(args, 1)
+        for v, fn in fns.items():
+            for i in range(args.warmup):
+                fn(i + 1, imgs[0], lbl[0])
+        rounds = {v: [] for v in variants}
+        for r in range(args.repeats):
+            acc = {v: 0.0 for v in variants}
+            for step in range(STEPS):
+                for v, fn in fns.items():
+                    t0 = time.perf_counter()
+                    fn(step, imgs[0], lbl[0])
+                    _sync(args)
+                    acc[v] += time.perf_counter() - t0
+            for v in variants:
+                rounds[v].append(acc[v] / STEPS)
+            print(f"round {r}: " + "  ".join(f"{v} {rounds[v][-1]:.3f}" for v in variants) + " s/iter",
+                  flush=True)
     peaks = {}
     if not args.no_memory:
         for v in variants:  # memory: each variant alone in a fresh process
