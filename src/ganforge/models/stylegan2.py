@@ -409,9 +409,8 @@ class DiscriminatorBlock(nn.Module):
             img = img.to(dtype)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
-        if x is not None:
-            x = to_preferred_layout(x)
             img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+        x = to_preferred_layout(x)
         if self.architecture == "resnet":
             y = self.skip(x, gain=math.sqrt(0.5))
             x = self.conv0(x)
