@@ -13,24 +13,9 @@ import inspect
 import numpy as np
 import torch
 
+from ganforge.models.latents import slerp  # NVIDIA's slerp (normalised in and out)
+
 PPL_EPSILON = 1e-4
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation of the directions of a and b (inputs and output unit-normalised).
-
-    a^ = a/|a|, b^ = b/|b|, d = a^.b^, theta = t * acos(d), c = (b^ - d a^) / |b^ - d a^|,
-    slerp = a^ cos(theta) + c sin(theta)   (then unit-normalised).
-    a, b: [N, D], t: [N, 1]
-    """
-    a = a / a.norm(dim=-1, keepdim=True)
-    b = b / b.norm(dim=-1, keepdim=True)
-    d = (a * b).sum(dim=-1, keepdim=True)
-    p = t * torch.acos(d)
-    c = b - d * a
-    c = c / c.norm(dim=-1, keepdim=True)
-    out = a * torch.cos(p) + c * torch.sin(p)
-    return out / out.norm(dim=-1, keepdim=True)
 
 
 def crop_face(img: torch.Tensor) -> torch.Tensor:

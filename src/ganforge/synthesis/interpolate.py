@@ -9,29 +9,11 @@ import numpy as np
 import torch
 
 from ganforge.errors import UsageError
-from ganforge.models.latents import class_labels, to_uint8, z_from_seeds
+from ganforge.models.latents import class_labels, slerp, to_uint8, z_from_seeds
 from ganforge.synthesis.generate import check_class
 from ganforge.synthesis.images import make_grid
 
 INTERPOLATIONS = ("slerp-z", "lerp-w")
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
-    """Spherical interpolation between the directions of a and b (Shoemake 1985), as PPL uses in Z.
-
-    u = a/|a|, v = b/|b|, theta = arccos(u.v);  slerp = sin((1-t) theta)/sin theta u + sin(t theta)/sin theta v
-    The result is a unit vector (StyleGAN's PPL normalises z before and after); rescale if needed.
-
-    a, b: [..., d]; t: scalar or [..., 1] -> [..., d]
-    """
-    a = a / a.norm(dim=-1, keepdim=True)
-    b = b / b.norm(dim=-1, keepdim=True)
-    d = (a * b).sum(dim=-1, keepdim=True).clamp(-1, 1)
-    theta = torch.acos(d) * t
-    c = b - d * a
-    c = c / c.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    out = a * torch.cos(theta) + c * torch.sin(theta)
-    return out / out.norm(dim=-1, keepdim=True)
 
 
 def _frames_schedule(num_keys: int, frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,4 +1,8 @@
-"""Style mixing (StyleGAN §3.1): take some layers' w from one latent and the rest from another."""
+"""Style mixing (StyleGAN §3.1): take some layers' w from one latent and the rest from another.
+
+The mixing itself is `ganforge.models.latents.mix_styles` (re-exported here); this module builds the
+multi-way split and the paper's mixing figure on it.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,9 @@ import numpy as np
 import torch
 
 from ganforge.errors import UsageError
+from ganforge.models.latents import layer_mask, mix_styles
 from ganforge.synthesis.generate import check_class, seeds_to_ws, synthesize
 from ganforge.synthesis.images import prepare_outdir, save_png, to_hwc
-
-
-def mix_styles(ws_base: torch.Tensor, ws_other: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-    """w_mix[:, l] = ws_other[:, l] for l in layers, ws_base[:, l] otherwise.
-
-    ws_base, ws_other: [N, num_ws, w_dim] -> [N, num_ws, w_dim]
-    """
-    out = ws_base.clone()
-    idx = torch.as_tensor(list(layers), dtype=torch.long, device=ws_base.device)
-    out[:, idx] = ws_other[:, idx]
-    return out
 
 
 def mix_at(ws_list: Sequence[torch.Tensor], cutoffs: Sequence[int]) -> torch.Tensor:
@@ -33,7 +27,7 @@ def mix_at(ws_list: Sequence[torch.Tensor], cutoffs: Sequence[int]) -> torch.Ten
         raise ValueError("need one increasing cutoff between each pair of w's")
     out = ws_list[0].clone()
     for ws, start in zip(ws_list[1:], cutoffs):
-        out[:, start:] = ws[:, start:]
+        out = mix_styles(out, ws, range(out.shape[1])[start:])  # layers start.. (Python slice rules)
     return out
 
 
@@ -51,7 +45,8 @@ def style_mixing_figure(G, outdir: str, row_seeds: Sequence[int], col_seeds: Seq
     w_of = {s: ws[i:i + 1] for i, s in enumerate(seeds)}
     images = {s: img for s, img in zip(seeds, synthesize(G, ws, noise_mode=noise_mode))}
     pairs = [(r, c) for r in row_seeds for c in col_seeds]
-    mixed_ws = torch.cat([mix_styles(w_of[r], w_of[c], styles) for r, c in pairs])
+    take = layer_mask(styles, G.num_ws)
+    mixed_ws = torch.cat([mix_styles(w_of[r], w_of[c], take) for r, c in pairs])
     mixed = synthesize(G, mixed_ws, noise_mode=noise_mode)
     paths = []
     for (r, c), img in zip(pairs, mixed):

@@ -12,6 +12,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+# Style mixing lives with the latents; re-exported here for the training loop (the same function).
+from ganforge.models.latents import mix_styles
+
 R1_INTERVAL = 16           # lazy regularization: R1 every 16 minibatches (StyleGAN2 §3.1)
 PL_INTERVAL = 4            # lazy regularization: path length every 4 minibatches
 PL_WEIGHT = 2.0            # w_pl, weight of the path length penalty (Appendix B)
@@ -113,9 +116,9 @@ def style_mixing_cutoff(batch: int, num_ws: int, prob: float = STYLE_MIXING_PROB
     """Per-sample crossover layer of style-mixing regularization (StyleGAN §3.1).
 
     cutoff ~ U{1, ..., num_ws - 1} with probability `prob`, else num_ws (no mixing); layers
-    [0, cutoff) take w1 and layers [cutoff, num_ws) take w2. NVIDIA draws one cutoff per minibatch
-    per GPU; drawing one per sample gives the same marginal and does not depend on how the batch
-    is split across GPUs.
+    [0, cutoff) take w1 and layers [cutoff, num_ws) take w2: mix_styles(w1, w2, cutoff). NVIDIA
+    draws one cutoff per minibatch per GPU; drawing one per sample gives the same marginal and does
+    not depend on how the batch is split across GPUs.
 
     returns int64 [batch]
     """
@@ -124,16 +127,6 @@ def style_mixing_cutoff(batch: int, num_ws: int, prob: float = STYLE_MIXING_PROB
     cutoff = torch.randint(1, num_ws, [batch], generator=generator, dtype=torch.int64)
     keep = torch.rand([batch], generator=generator) >= prob
     return torch.where(keep, torch.full_like(cutoff, num_ws), cutoff)
-
-
-def mix_styles(ws1: torch.Tensor, ws2: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor:
-    """ws[n, i] = ws1[n, i] if i < cutoff[n] else ws2[n, i].
-
-    ws1, ws2: [N, num_ws, w_dim]; cutoff: int64 [N] -> [N, num_ws, w_dim]
-    """
-    layer = torch.arange(ws1.shape[1], device=ws1.device).unsqueeze(0)
-    take_first = (layer < cutoff.to(ws1.device).unsqueeze(1)).unsqueeze(2)
-    return torch.where(take_first, ws1, ws2)
 
 
 def sanitize_gradients(params) -> None:
