@@ -1,4 +1,4 @@
-"""ganforge: StyleGAN2 (and its StyleGAN baseline) and BigGAN in pure PyTorch.
+"""ganforge: train, sample, convert and evaluate StyleGAN2 networks in pure PyTorch.
 
     import ganforge
     ckpt = ganforge.load("run/network-snapshot-000100")   # native, NVIDIA .pkl, TF .pkl, rosinality .pt

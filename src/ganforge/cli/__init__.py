@@ -17,7 +17,7 @@ import sys
 
 from ganforge.errors import UsageError
 
-# Subcommand modules, in the order `--help` lists them. A module that is not present yet is skipped.
+# Subcommand modules, in the order `--help` lists them. Every one must import: a missing module is a bug.
 SUBCOMMANDS = [
     "generate",
     "mix",
@@ -28,7 +28,6 @@ SUBCOMMANDS = [
     "metrics",
     "convert",
     "export_onnx",
-    "project",
 ]
 
 
@@ -38,20 +37,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load_modules():
-    mods = []
-    for name in SUBCOMMANDS:
-        try:
-            mods.append(importlib.import_module(f"ganforge.cli.{name}"))
-        except ModuleNotFoundError as e:
-            if e.name != f"ganforge.cli.{name}":
-                raise
-    return mods
+    return [importlib.import_module(f"ganforge.cli.{name}") for name in SUBCOMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:
     from ganforge import __version__
 
-    parser = _Parser(prog="ganforge", description="Train, sample and evaluate StyleGAN2 networks.")
+    parser = _Parser(prog="ganforge", description="Train, sample, convert and evaluate StyleGAN2 networks.")
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for mod in _load_modules():

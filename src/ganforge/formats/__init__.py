@@ -50,12 +50,8 @@ class Checkpoint:
 
 
 def _reader(name: str):
-    try:
-        return importlib.import_module(f"ganforge.formats.{name}")
-    except ModuleNotFoundError as e:
-        if e.name == f"ganforge.formats.{name}":
-            return None
-        raise
+    """The reader module ganforge.formats.<name>; every name in READERS must import (a missing one is a bug)."""
+    return importlib.import_module(f"ganforge.formats.{name}")
 
 
 def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
@@ -67,13 +63,13 @@ def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
         raise UsageError(f"{path} is not readable (check its permissions)")
     for name in READERS:
         reader = _reader(name)
-        if reader is not None and reader.sniff(path):
+        if reader.sniff(path):
             ckpt = reader.read(path, device=device)
             for net in (ckpt.G, ckpt.G_ema, ckpt.D):
                 if net is not None:
                     net.eval().requires_grad_(False)
             return ckpt
-    known = ", ".join(n for n in READERS if _reader(n) is not None)
+    known = ", ".join(READERS)
     raise FormatError(f"{path} is not a checkpoint ganforge can read (known formats: {known}); "
                       "use a ganforge directory (config.json + model.safetensors) or a published StyleGAN2 file")
 

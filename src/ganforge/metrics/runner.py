@@ -402,8 +402,14 @@ def _format_time(s: float) -> str:
 
 
 def write_jsonl(records: dict, path=None, network=None, run_dir=None) -> list:
-    """Append one JSON line per metric record. path: one file for all; else
-    <run_dir or dir of network>/metric-<name>.jsonl. Returns the files written."""
+    """Append one JSON line per metric record, as NVIDIA's metric-<name>.jsonl.
+
+    records: {name: record} as `compute_metrics` returns it; each line is the record plus "network"
+    (str(network), or null). path: one file for every record; else <run_dir>/metric-<name>.jsonl, or
+    next to `network` (its parent directory), or in the current directory. Each line is written in one
+    write, flushed and fsynced before the next; if the file's last line was torn (a crash mid-write),
+    the new line starts on a line of its own. Returns the files written (Path), one per record.
+    """
     written = []
     for name, rec in records.items():
         line = dict(rec)
@@ -413,8 +419,20 @@ def write_jsonl(records: dict, path=None, network=None, run_dir=None) -> list:
         else:
             base = Path(run_dir) if run_dir else (Path(network).parent if network else Path("."))
             target = base / f"metric-{name}.jsonl"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
+        data = (json.dumps(line) + "\n").encode("utf-8")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "ab") as f:
+                if f.tell() > 0:
+                    with open(target, "rb") as r:
+                        r.seek(-1, os.SEEK_END)
+                        if r.read(1) != b"\n":
+                            data = b"\n" + data
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise UsageError(f"could not write {target}: {e.strerror or e}; free some disk space or choose "
+                             "another place for the results") from None
         written.append(target)
     return written

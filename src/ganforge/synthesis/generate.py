@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import io
+import math
+import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -10,7 +12,10 @@ import torch
 
 from ganforge.errors import UsageError
 from ganforge.models.latents import class_labels, to_uint8, z_from_seeds
-from ganforge.synthesis.images import make_grid, prepare_outdir, save_png, to_hwc
+from ganforge.models.stylegan2 import NOISE_MODES
+from ganforge.synthesis.images import check_outdir, encode_png, grid_shape, make_grid, to_hwc, write_files
+
+MAX_SEED = 2 ** 32 - 1  # seeds seed numpy's RandomState (NVIDIA's convention), which takes 32 bits
 
 
 def check_class(G, class_idx: int | None) -> None:
@@ -21,6 +26,15 @@ def check_class(G, class_idx: int | None) -> None:
         raise UsageError(f"this network is conditional on {G.c_dim} classes; pass --class 0..{G.c_dim - 1}")
     if G.c_dim > 0 and not 0 <= class_idx < G.c_dim:
         raise UsageError(f"--class {class_idx} is out of range; this network has classes 0..{G.c_dim - 1}")
+
+
+def check_truncation(G, truncation_psi: float, truncation_cutoff: int | None) -> None:
+    """psi must be a finite number; the cutoff (truncate w of layers [0, cutoff)) one of 0..num_ws."""
+    if not math.isfinite(truncation_psi):
+        raise UsageError(f"--trunc {truncation_psi} is not a finite number; use e.g. --trunc 0.7")
+    if truncation_cutoff is not None and not 0 <= truncation_cutoff <= G.num_ws:
+        raise UsageError(f"--trunc-cutoff {truncation_cutoff} is out of range; this network has {G.num_ws} "
+                         f"layers of w, so use 0..{G.num_ws}")
 
 
 @torch.no_grad()
@@ -49,19 +63,35 @@ def synthesize(G, ws: torch.Tensor, noise_mode: str = "const", batch_size: int =
 
 
 def load_projected_w(path: str, G) -> torch.Tensor:
-    """ws from an .npz written by `ganforge project` or NVIDIA's projector (key 'w': [N, num_ws, w_dim])."""
+    """ws [N, num_ws, w_dim] from an .npz with an array 'w' ([N, num_ws, w_dim], or [N, w_dim] for one w
+    broadcast to every layer): NVIDIA's projector's projected_w.npz, or any tool that writes key 'w'."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise UsageError(f"{path} is a single .npy array, not an .npz; expected a projected_w.npz "
+                             "with an array named 'w'")
+        with data:
             if "w" not in data:
                 raise UsageError(f"{path} has no array named 'w'; expected a projected_w.npz")
             w = data["w"]
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise UsageError(f"cannot read {path}: {e}") from None
+    if w.dtype.kind not in "fiu":
+        raise UsageError(f"{path}: w holds {w.dtype} values; expected real numbers (float32)")
     if w.ndim == 2:
         w = w[:, None, :].repeat(G.num_ws, axis=1)
-    if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim):
-        raise UsageError(f"{path}: w has shape {list(w.shape)}, this network needs [N, {G.num_ws}, {G.w_dim}]")
+    if w.ndim != 3 or w.shape[1:] != (G.num_ws, G.w_dim) or w.shape[0] == 0:
+        raise UsageError(f"{path}: w has shape {list(w.shape)}, this network needs [N, {G.num_ws}, {G.w_dim}] "
+                         "with N >= 1")
+    if not np.isfinite(w).all():
+        raise UsageError(f"{path}: w contains NaN or infinite values")
     return torch.from_numpy(w.astype(np.float32)).to(next(G.parameters()).device)
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncation_psi: float = 1,
@@ -70,34 +100,54 @@ def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncati
                     batch_size: int = 16, progress=None) -> dict:
     """Write seedNNNN.png per seed (projNN.png per saved w), grid.png and latents.npz into outdir.
 
+    The whole request (seeds or saved w's, class, truncation, grid shape, output directory) is checked
+    before anything is computed or written; a mistake is a UsageError and leaves the disk untouched.
+    The files are then written all or nothing (`write_files`): an error part-way (a full disk, an
+    interrupt) leaves no file half-written and the files already in outdir as they were.
+    grid: (rows, cols) as `grid_shape` accepts it; None -> square. latents.npz holds w [N, num_ws, w_dim]
+    and, from seeds, z [N, z_dim] and seeds [N].
+
     Returns {"images": [paths], "grid": path, "latents": path}.
     """
-    prepare_outdir(outdir)
+    if batch_size < 1:
+        raise UsageError(f"--batch {batch_size}: give at least 1 image per forward pass")
+    if noise_mode not in NOISE_MODES:
+        raise UsageError(f"--noise-mode {noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
     if projected_w is not None:
+        if seeds is not None:
+            raise UsageError("pass either --seeds or --projected-w, not both")
+        if class_idx is not None:
+            raise UsageError("--class does not apply to --projected-w (the saved w's already hold their class); "
+                             "drop --class")
+        if truncation_psi != 1 or truncation_cutoff is not None:
+            raise UsageError("--trunc and --trunc-cutoff do not apply to --projected-w (the saved w's are used "
+                             "as they are); drop them")
         ws = load_projected_w(projected_w, G)
         names = [f"proj{i:02d}.png" for i in range(len(ws))]
-        z = None
     else:
-        if not seeds:
+        if seeds is None or len(seeds) == 0:
             raise UsageError("no seeds given; pass --seeds like 0-35")
+        bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+        if bad:
+            raise UsageError(f"seed {bad[0]} is out of range; seeds are 0..{MAX_SEED}")
         check_class(G, class_idx)
-        z, ws = seeds_to_ws(G, seeds, class_idx, truncation_psi, truncation_cutoff)
+        check_truncation(G, truncation_psi, truncation_cutoff)
         names = [f"seed{s:04d}.png" for s in seeds]
+    rows, cols = grid_shape(len(names), *(grid if grid is not None else (None, None)))
+    check_outdir(outdir)
+
+    if projected_w is not None:
+        arrays = {"w": ws.cpu().numpy()}
+    else:
+        z, ws = seeds_to_ws(G, seeds, class_idx, truncation_psi, truncation_cutoff)
+        arrays = {"w": ws.cpu().numpy(), "z": z.cpu().numpy(), "seeds": np.asarray(seeds, dtype=np.int64)}
     images = synthesize(G, ws, noise_mode=noise_mode, batch_size=batch_size, progress=progress)
-    paths = []
-    for img, name in zip(images, names):
-        path = os.path.join(outdir, name)
-        save_png(to_hwc(img), path)
-        paths.append(path)
-    rows, cols = grid if grid is not None else (None, None)
-    if grid is not None and rows * cols < len(images):
-        raise UsageError(f"--grid {rows}x{cols} holds {rows * cols} images but there are {len(images)}; "
-                         "enlarge the grid or pass fewer seeds")
-    grid_path = os.path.join(outdir, "grid.png")
-    save_png(make_grid(images, rows, cols), grid_path)
-    lat_path = os.path.join(outdir, "latents.npz")
-    arrays = {"w": ws.cpu().numpy()}
-    if z is not None:
-        arrays.update(z=z.cpu().numpy(), seeds=np.asarray(seeds, dtype=np.int64))
-    np.savez(lat_path, **arrays)
-    return {"images": paths, "grid": grid_path, "latents": lat_path}
+
+    def files():
+        for img, name in zip(images, names):
+            yield name, encode_png(to_hwc(img))
+        yield "grid.png", encode_png(make_grid(images, rows, cols))
+        yield "latents.npz", _npz_bytes(arrays)
+
+    paths = write_files(outdir, files())
+    return {"images": paths[:-2], "grid": paths[-2], "latents": paths[-1]}
