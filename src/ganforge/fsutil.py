@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
 
 def fsync_dir(path: str) -> None:
@@ -27,16 +28,80 @@ def current_umask() -> int:
     return mask
 
 
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` so that `path` is never seen half-written.
+
+    The bytes go to a temporary file in the same directory (same filesystem), which is fsynced and then
+    renamed over `path` in one step; the directory is fsynced so the rename survives a crash. On any
+    error (a full disk, an interrupt) the temporary file is removed, `path` keeps its old content (or
+    stays absent), and the error propagates (OSError for the filesystem's refusals).
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=parent)
+        with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; these are ordinary files
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        fsync_dir(parent)
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """`atomic_write_bytes` of `text` encoded as UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+OLD_DIR_MARK = ".old-"  # replace_dir's aside copy: <final>.old-<pid>
+
+
 def replace_dir(staged: str, final: str) -> None:
     """Move the fully written directory `staged` to `final`, replacing any existing `final`.
 
-    An existing `final` is renamed aside first and removed only after the new one is in place, so at
-    every moment one complete version exists on disk. Both paths must be on the same filesystem.
+    An existing `final` is renamed aside (to `<final>.old-<pid>`) first and removed only after the new
+    one is in place, so at every moment one complete version exists on disk: a process killed between
+    the two renames leaves `final` missing and the previous version aside, and `recover_dir(final)`
+    renames it back. Both paths must be on the same filesystem.
     """
     if os.path.isdir(final):
-        old = final + f".old-{os.getpid()}"
+        old = final + f"{OLD_DIR_MARK}{os.getpid()}"
         os.rename(final, old)
         os.rename(staged, final)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(staged, final)
+
+
+def aside_copies(final: str) -> list[str]:
+    """The aside copies of `final` that replace_dir left (newest first)."""
+    parent, name = os.path.split(os.path.abspath(final))
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(name + OLD_DIR_MARK)]
+    except OSError:
+        return []
+    paths = [os.path.join(parent, n) for n in names if os.path.isdir(os.path.join(parent, n))]
+    return sorted(paths, key=lambda p: os.stat(p).st_mtime_ns, reverse=True)
+
+
+def recover_dir(final: str) -> bool:
+    """Undo a replace_dir killed between its two renames: if `final` is missing and an aside copy of it
+    exists, rename the newest copy back to `final`. Returns whether it did."""
+    if os.path.exists(final):
+        return False
+    for old in aside_copies(final):
+        try:
+            os.rename(old, final)
+        except OSError:
+            continue
+        fsync_dir(os.path.dirname(os.path.abspath(final)))
+        return True
+    return False

@@ -30,9 +30,11 @@ def test_train_end_to_end_writes_snapshots_grid_and_log(tmp_path):
     assert [r["kimg"] for r in log] == [0.008, 0.016] and log[1]["snapshot"] == "network-snapshot-000000.016"
     assert all(np.isfinite(r["loss/G"]) and np.isfinite(r["loss/D"]) and r["sec_per_kimg"] > 0 for r in log)
     # --metrics ran at each snapshot (SWD of 32 generated vs 32 real images).
-    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["snapshot"] for m in metrics] == ["network-snapshot-000000.008", "network-snapshot-000000.016"]
-    assert all(m["metrics/swd32"] > 0 for m in metrics) and log[1]["metrics/swd32"] == metrics[1]["metrics/swd32"]
+    # One file per metric, NVIDIA's name and record layout.
+    metrics = [json.loads(line) for line in (run / "metric-swd32.jsonl").read_text().splitlines()]
+    assert [m["network"] for m in metrics] == ["network-snapshot-000000.008", "network-snapshot-000000.016"]
+    assert all(m["metric"] == "swd32" and m["results"]["swd32"] > 0 for m in metrics)
+    assert log[1]["metrics/swd32"] == metrics[1]["results"]["swd32"]
     # The snapshot is an ordinary checkpoint: sample the class-1 row from it.
     from ganforge import load
     from ganforge.train.rundir import next_run_dir

@@ -1,5 +1,6 @@
 """Exact resume: N steps in one go == N/2 steps, SIGKILL, --resume for N/2 (bit for bit)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -95,15 +96,17 @@ def test_resume_errors(tmp_path, tiny_checkpoint, capsys):
     not_a_run = tmp_path / "empty"
     not_a_run.mkdir()
     assert "neither a ganforge run directory" in usage_error("--resume", not_a_run, "--data", data)
-    # A run directory killed before its first snapshot cannot be continued.
+    # Options that are not a run's (a damaged run directory) are refused, naming what is missing.
     half = tmp_path / "half"
     half.mkdir()
     (half / "training_options.json").write_text("{}")
-    assert "no complete snapshot" in usage_error("--resume", half)
+    assert "lacks data, cond, mirror, seed, snap, tick, config; the run directory is damaged" in usage_error(
+        "--resume", half)
     # Settings fixed by a run cannot change when continuing it.
     run = tmp_path / "run"
     run.mkdir()
-    (run / "training_options.json").write_text("{}")
+    (run / "training_options.json").write_text(json.dumps(
+        {"data": data, "cond": False, "mirror": False, "seed": 0, "snap": 4, "tick": 1, "config": {}}))
     (run / "latest").write_text("network-snapshot-000000.004\n")
     (run / "network-snapshot-000000.004").mkdir()
     (run / "network-snapshot-000000.004" / "training_state.pt").write_bytes(b"")
@@ -134,3 +137,23 @@ def test_continuing_on_another_number_of_processes_keeps_the_global_batch():
         adapt(3)
     with pytest.raises(UsageError, match="--batch-gpu 3 must divide the per-process batch 4"):
         adapt(2, batch_gpu=3)
+
+
+def test_a_resumed_run_keeps_what_was_changed_for_it(tmp_path):
+    from ganforge.train.loop import Trainer, TrainOptions
+
+    data = write_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    _train("--data", data, "--cond", "--run-dir", run, "--kimg", "0.004", "--snap", "0.004", "--batch", "4",
+           "--aug", "noaug", *TINY)
+    proc = _train("--resume", run, "--kimg", "0.008", "--snap", "0.008", "--metrics", "swd16")
+    assert "note: continuing with snap 0.004 -> 0.008, metrics [] -> ['swd16'], kimg 0.004 -> 0.008" in proc.stdout
+    assert (run / "network-snapshot-000000.008").is_dir() and (run / "metric-swd16.jsonl").is_file()
+    options = json.loads((run / "training_options.json").read_text())
+    assert options["config"]["kimg"] == 0.008 and options["snap"] == 0.008 and options["metrics"] == ["swd16"]
+    # A later plain --resume goes on with the changed settings, not the run's first ones.
+    t = Trainer(TrainOptions(resume=str(run), workers=0))
+    assert (t.cfg.kimg, t.snap, t.metrics) == (0.008, 0.008, ["swd16"])
+    # ... and says nothing changed.
+    proc = _train("--resume", run)
+    assert "note: continuing" not in proc.stdout

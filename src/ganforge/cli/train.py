@@ -40,8 +40,9 @@ def add_arguments(p):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", default=None, metavar="RUN_DIR|CKPT",
                    help="continue a run exactly, or fine-tune from a checkpoint (weights only)")
-    t.add_argument("--metrics", type=_metric_list, default=[], metavar="LIST",
-                   help="metrics at every snapshot, e.g. fid1k,swd (default none)")
+    t.add_argument("--metrics", type=_metric_list, default=None, metavar="LIST",
+                   help="metrics at every snapshot, e.g. fid1k,swd256, or none (default none; a continued run "
+                        "keeps its own)")
     h = p.add_argument_group("hyper-parameter overrides")
     h.add_argument("--gamma", type=float, default=None, help="R1 weight")
     h.add_argument("--batch", type=int, default=None, help="total batch over all GPUs")
@@ -67,6 +68,11 @@ def add_arguments(p):
     r.add_argument("--gpus", type=int, default=1, help="processes to launch with torchrun (default 1)")
     r.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     r.add_argument("--threads", type=int, default=None, help="CPU threads per process (torch.set_num_threads)")
+    r.add_argument("--allow-tf32", action="store_true", default=None,
+                   help="allow TF32 matmuls and convolutions on Ampere+ GPUs (default off, as NVIDIA's training)")
+    r.add_argument("--no-keep-freed-memory", dest="keep_freed_memory", action="store_false",
+                   help="leave glibc's malloc at its defaults (by default the CPU trainer keeps freed memory "
+                        "for reuse: fewer page faults, the peak heap stays allocated)")
 
 
 def _precheck(args) -> None:
@@ -98,7 +104,8 @@ def run(args):
         gamma=args.gamma, batch=args.batch, batch_gpu=args.batch_gpu, cbase=args.cbase, cmax=args.cmax,
         map_depth=args.map_depth, mbstd_group=args.mbstd_group, lr=args.lr, ema_kimg=args.ema_kimg, fp32=args.fp32, no_noise=args.no_noise,
         aug=args.aug, p=args.p, target=args.target, augpipe=args.augpipe, ada_kimg=args.ada_kimg,
-        metrics=args.metrics, workers=args.workers, device=args.device, threads=args.threads, desc=args.desc)
+        metrics=args.metrics, workers=args.workers, device=args.device, threads=args.threads, desc=args.desc,
+        allow_tf32=args.allow_tf32, keep_freed_memory=args.keep_freed_memory)
     run_dir = train(opts)
     if not distributed.launched_by_torchrun() or os.environ.get("RANK") == "0":
         print(f"done: {run_dir}")

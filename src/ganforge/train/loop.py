@@ -43,6 +43,7 @@ from ganforge.train.augment import AdaController, build_augment_pipe
 from ganforge.train.presets import ResolvedConfig, resolve, resolve_augment
 
 GRID_COLS = 8
+PL_NOISE_STREAM = 1 << 32  # _step_seed stream of the path-length noise (0: latents; 1 + rank: global streams)
 
 
 @dataclass
@@ -78,11 +79,13 @@ class TrainOptions:
     target: float | None = None      # ADA target for r_t (default 0.6)
     augpipe: str | None = None       # augmentation pipeline (default bgc)
     ada_kimg: float | None = None    # ADA speed: kimg for p to move by 1 (default 500; 100 when fine-tuning)
-    metrics: list[str] = field(default_factory=list)
+    metrics: list[str] | None = None  # metrics at every snapshot; None: none (a continued run: its own)
     workers: int = 2
     device: str = "auto"
     threads: int | None = None
     desc: str | None = None
+    allow_tf32: bool | None = None   # TF32 matmul/conv on Ampere+ GPUs; None: off (NVIDIA), or the run's own
+    keep_freed_memory: bool = False  # glibc malloc keeps freed blocks (process-wide; the CLI turns it on)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -91,13 +94,11 @@ def keep_freed_memory_for_reuse() -> bool:
     """Ask glibc's malloc to keep freed blocks below 32 MB in the heap instead of returning them to the
     kernel. A training step frees and re-allocates the same activation-sized tensors hundreds of times;
     with glibc's defaults many of them come back as fresh zero-filled pages (page faults: 5-8% of a CPU
-    step's time here). The process keeps its peak heap instead. No-op (False) off glibc, or when the
-    environment sets GANFORGE_KEEP_FREED_MEMORY=0."""
+    step's time here). The process keeps its peak heap instead. This changes the whole process, so it
+    runs only when asked (TrainOptions.keep_freed_memory; `ganforge train` asks unless
+    --no-keep-freed-memory). No-op (False) off glibc."""
     import ctypes
     import ctypes.util
-
-    if os.environ.get("GANFORGE_KEEP_FREED_MEMORY", "1") == "0":
-        return False
 
     name = ctypes.util.find_library("c")
     if sys.platform != "linux" or not name:
@@ -111,12 +112,32 @@ def keep_freed_memory_for_reuse() -> bool:
         return False
 
 
+def set_tf32(allow: bool) -> None:
+    """TF32 for float32 matmuls and convolutions on Ampere and newer GPUs (PyTorch's defaults allow it
+    for cuDNN convolutions). NVIDIA's training loop turns both off (--allow-tf32 turns them on): off,
+    R1/path-length gradients, parity with the reference and FID comparisons keep full float32."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(allow)
+    torch.backends.cudnn.allow_tf32 = bool(allow)
+
+
 def _step_seed(seed: int, step: int, stream: int) -> int:
     """A distinct 63-bit seed per (run seed, step, stream); stream 0 is shared by all ranks."""
     x = (int(seed) * 0x9E3779B97F4A7C15 + int(step) * 0xBF58476D1CE4E5B9 + int(stream) * 0x94D049BB133111EB)
     x &= (1 << 64) - 1
     x ^= x >> 31
     return x & ((1 << 63) - 1)
+
+
+def seed_global_streams(seed: int) -> None:
+    """Seed the global RNG streams (torch CPU and CUDA, numpy, Python's random) at the start of a step.
+
+    ganforge draws its own latents and noise from explicit generators; the global streams serve what
+    draws from them (ADA's augmentations, a user's dataset or callback). Reseeding them from
+    (run seed, step, rank) makes each step's draws a function of the step alone, so a run killed at
+    any moment and resumed from its last snapshot draws exactly what the uninterrupted run drew."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (1 << 32))
+    random.seed(seed)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -237,16 +258,18 @@ class Trainer:
     def __init__(self, opts: TrainOptions):
         self.opts = opts
         self.info = dist_utils.init(opts.device)
-        threads = opts.threads
-        if threads is None and opts.resume is not None and rundir.is_run_dir(opts.resume):
-            threads = rundir.read_options(opts.resume).get("threads")  # same float reduction order as before
+        saved = (rundir.read_options(opts.resume) if opts.resume is not None and rundir.is_run_dir(opts.resume)
+                 else {})
+        threads = opts.threads if opts.threads is not None else saved.get("threads")  # same reduction order
         if threads:
             torch.set_num_threads(int(threads))
         self.threads = threads
+        self.allow_tf32 = bool(opts.allow_tf32 if opts.allow_tf32 is not None else saved.get("allow_tf32", False))
+        set_tf32(self.allow_tf32)
         self.device = self.info.device
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        else:
+        elif opts.keep_freed_memory:
             keep_freed_memory_for_reuse()
         self._setup()
 
@@ -261,11 +284,10 @@ class Trainer:
                 raise UsageError(f"--resume {opts.resume} does not exist; give a run directory or a checkpoint")
             if rundir.is_run_dir(opts.resume):
                 saved = rundir.read_options(opts.resume)
-                snap = rundir.latest_snapshot(opts.resume)
-                if snap is None:
-                    raise UsageError(f"run directory {opts.resume} has no complete snapshot yet; "
-                                     "start a new run instead of --resume")
-                resume_state = snap
+                resume_state = rundir.latest_snapshot(opts.resume)
+                if resume_state is None and info.is_main:  # stopped before its first snapshot
+                    print(f"note: {opts.resume} has no snapshot yet; starting it again from the beginning",
+                          flush=True)
             else:
                 from ganforge.formats import load as load_ckpt
 
@@ -298,6 +320,7 @@ class Trainer:
                 self.cfg.kimg = float(opts.kimg)
             self.snap = opts.snap if opts.snap is not None else saved["snap"]
             self.tick = opts.tick if opts.tick is not None else saved["tick"]
+            self.metrics = list(opts.metrics if opts.metrics is not None else saved.get("metrics", []))
             self._adapt_to_processes(opts.batch_gpu)
         else:
             self.run_dir = None
@@ -305,6 +328,7 @@ class Trainer:
             self.cond, self.mirror, self.seed = opts.cond, opts.mirror, opts.seed
             self.snap = opts.snap if opts.snap is not None else 4.0
             self.tick = opts.tick if opts.tick is not None else min(self.snap, 1.0)
+            self.metrics = list(opts.metrics or [])
         if data is None:
             from ganforge.data import bundled_path
 
@@ -312,10 +336,10 @@ class Trainer:
             if saved is None:
                 self.cond = True
         self.data_path = os.path.abspath(data)
-        if opts.metrics:
+        if self.metrics:
             from ganforge.metrics.registry import parse_metric_list
 
-            parse_metric_list(opts.metrics)  # unknown names: one clear error before any training
+            parse_metric_list(self.metrics)  # unknown names: one clear error before any training
         if self.snap <= 0 or self.tick <= 0:
             raise UsageError("--snap and --tick must be positive (in kimg)")
         self.dataset = _open_dataset(self.data_path, self.cond, self.mirror, self.seed)
@@ -424,16 +448,24 @@ class Trainer:
                 self._create_run_dir()
             else:
                 rundir.clean_staging(self.run_dir)
+                self._save_changed_options(saved)
+                if resume_state is None:
+                    self._write_start_images()
         self.run_dir = dist_utils.broadcast_object(self.run_dir, info)
         self.stats_path = os.path.join(self.run_dir, "stats.jsonl")
         self.tb = None
         if info.is_main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(self.run_dir)
-            except Exception:
-                self.tb = None
+            except ImportError as e:
+                print(f"note: no TensorBoard log ({e.name or 'tensorboard'} is not installed: pip install "
+                      "tensorboard); stats.jsonl has every value", flush=True)
+            else:
+                try:
+                    self.tb = SummaryWriter(self.run_dir)
+                except Exception as e:  # a broken TensorBoard install must not stop training; say so
+                    print(f"warning: no TensorBoard log ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                          "stats.jsonl has every value", file=sys.stderr, flush=True)
 
     def _adapt_to_processes(self, batch_gpu: int | None) -> None:
         """Continue a run on another number of processes (or another --batch-gpu): the global batch,
@@ -467,7 +499,8 @@ class Trainer:
         opts, cfg = self.opts, self.cfg
         if opts.run_dir is not None:
             self.run_dir = os.path.abspath(opts.run_dir)
-            if os.path.exists(self.run_dir) and (not os.path.isdir(self.run_dir) or os.listdir(self.run_dir)):
+            if os.path.exists(self.run_dir) and (not os.path.isdir(self.run_dir) or [
+                    n for n in os.listdir(self.run_dir) if not n.startswith(".tmp-")]):
                 hint = " (it is a run: continue it with --resume)" if rundir.is_run_dir(self.run_dir) else ""
                 raise UsageError(f"--run-dir {self.run_dir} exists and is not empty{hint}; choose a new directory")
         else:
@@ -478,12 +511,37 @@ class Trainer:
             os.makedirs(self.run_dir, exist_ok=True)
         except OSError as e:
             raise UsageError(f"cannot create run directory {self.run_dir}: {e.strerror}") from None
-        options = {"data": self.data_path, "cond": self.cond, "mirror": self.mirror, "seed": self.seed,
-                   "snap": self.snap, "tick": self.tick, "threads": self.threads, "resume_from": self.opts.resume,
-                   "config": cfg.to_dict(), "dataset_len": len(self.dataset)}
-        rundir.atomic_write_text(os.path.join(self.run_dir, rundir.OPTIONS_NAME), json.dumps(options, indent=2) + "\n")
+        rundir.write_options(self.run_dir, self._options_record(resume_from=self.opts.resume))
+        self._write_start_images()
+
+    def _write_start_images(self) -> None:
+        """reals.png (a grid of training images) and fakes_init.png (the initial G_ema's snapshot grid)."""
         _save_reals(self.dataset, os.path.join(self.run_dir, "reals.png"))
         render_grid(self.G_ema, os.path.join(self.run_dir, "fakes_init.png"))
+
+    def _options_record(self, resume_from) -> dict[str, Any]:
+        """What training_options.json holds: everything a plain --resume needs to go on as before."""
+        return {"data": self.data_path, "cond": self.cond, "mirror": self.mirror, "seed": self.seed,
+                "snap": self.snap, "tick": self.tick, "threads": self.threads, "allow_tf32": self.allow_tf32,
+                "metrics": self.metrics, "resume_from": resume_from, "config": self.cfg.to_dict(),
+                "dataset_len": len(self.dataset)}
+
+    def _save_changed_options(self, saved: dict[str, Any]) -> None:
+        """A continued run keeps what was changed for it (--kimg, --snap, --tick, --metrics, --threads,
+        --allow-tf32, --data, processes / --batch-gpu): training_options.json is rewritten, so a later
+        plain --resume goes on with the new settings; the log says what changed."""
+        new = self._options_record(resume_from=saved.get("resume_from"))
+        changes = []
+        for key in ("data", "snap", "tick", "threads", "allow_tf32", "metrics"):
+            if saved.get(key) != new[key]:
+                changes.append(f"{key} {saved.get(key)!r} -> {new[key]!r}")
+        old_cfg = saved.get("config", {})
+        for key in ("kimg", "gpus", "batch_gpu"):
+            if old_cfg.get(key) != new["config"][key]:
+                changes.append(f"{key} {old_cfg.get(key)!r} -> {new['config'][key]!r}")
+        if changes:
+            rundir.write_options(self.run_dir, {**saved, **new})
+            print(f"note: continuing with {', '.join(changes)} (saved in {rundir.OPTIONS_NAME})", flush=True)
 
     def _load_snapshot(self, snap: str) -> None:
         from ganforge.formats import native
@@ -533,9 +591,10 @@ class Trainer:
         z2 = torch.randn([n_global, G.z_dim], generator=gen)
         idx = torch.randint(len(self.dataset), [n_global], generator=gen)
         c = self.all_labels[idx]
-        cutoff = style_mixing_cutoff(n_global, G.num_ws, self.cfg.style_mixing_prob, gen)
+        cutoff = self._slice(style_mixing_cutoff(n_global, G.num_ws, self.cfg.style_mixing_prob, gen))
+        self._mixing = bool((cutoff < G.num_ws).any())  # decided on the host: no device sync per pass
         dev = self.device
-        return (self._slice(z).to(dev), self._slice(z2).to(dev), self._slice(c).to(dev), self._slice(cutoff).to(dev))
+        return self._slice(z).to(dev), self._slice(z2).to(dev), self._slice(c).to(dev), cutoff.to(dev)
 
     def _global_noise(self, phase: int, n_global: int, rows: slice):
         """A noise source (ganforge.models.stylegan2.noise_source) for one G pass over `rows` of this
@@ -560,7 +619,7 @@ class Trainer:
         """Style-mixed generator pass: ws = mix(mapping(z, c), mapping(z2, c), cutoff); img = synthesis(ws).
         Also updates w_avg with the global batch mean of w (what the mapping network does in training)."""
         n = z.shape[0]
-        mixing = bool((cutoff < self.G.num_ws).any()) if self.cfg.style_mixing_prob > 0 else False
+        mixing = self._mixing and self.cfg.style_mixing_prob > 0
         with dist_utils.ddp_sync(self.G_mapping, sync):
             if mixing:
                 ws_all = self.G_mapping(torch.cat([z, z2]), torch.cat([c, c]), update_emas=False)
@@ -620,7 +679,7 @@ class Trainer:
         cfg, info = self.cfg, self.info
         gen = torch.Generator().manual_seed(_step_seed(self.seed, self.step, 0))
         self._noise_cache: dict = {}
-        torch.manual_seed(_step_seed(self.seed, self.step, 1 + info.rank))  # augmentations (per rank)
+        seed_global_streams(_step_seed(self.seed, self.step, 1 + info.rank))  # augmentations (per rank)
         B, R, rounds, bg = cfg.batch, info.world_size, self.rounds, cfg.batch_gpu
         stats: dict[str, torch.Tensor] = {}
         real_img = _to_float_images(real_img, self.device)
@@ -649,7 +708,9 @@ class Trainer:
             n_pl = pl_bg * rounds * R
             z, z2, c, cut = self._draw_latents(gen, n_pl)
             res, ch = self.G.img_resolution, self.G.img_channels
-            noise = self._slice(path_length_noise(torch.empty([n_pl, ch, res, res]), generator=gen)).to(self.device)
+            pl_gen = torch.Generator(device=self.device).manual_seed(_step_seed(self.seed, self.step, PL_NOISE_STREAM))
+            noise = self._slice(path_length_noise(torch.empty([n_pl, ch, res, res], device=self.device),
+                                                  generator=pl_gen))
             total = 0.0
             pen_total = 0.0
             for r in range(rounds):
@@ -749,8 +810,9 @@ class Trainer:
         return self.elapsed_before + (time.time() - self.start_time)
 
     def snapshot(self) -> str:
-        """Grid PNG + checkpoint + training state (rank 0 writes; the others wait)."""
-        path = None
+        """Grid PNG + checkpoint + training state (rank 0 writes; the others wait). Returns the
+        snapshot's path on every rank."""
+        path = os.path.join(self.run_dir, rundir.snapshot_name(self.cur_nimg))
         if self.ada is not None:
             self.ada.synchronize()  # collective: rank 0's state then holds every rank's pending signs
         if self.info.is_main:
@@ -764,18 +826,21 @@ class Trainer:
                               config={"training": {"kimg": self.cur_nimg / 1000, "cur_nimg": self.cur_nimg,
                                                    "cfg": self.cfg.cfg, "dataset": self.data_path,
                                                    "class_names": getattr(self.dataset, "class_names", None)}})
-            path = rundir.write_snapshot(self.run_dir, self.cur_nimg, ckpt, self.training_state())
+            rundir.write_snapshot(self.run_dir, self.cur_nimg, ckpt, self.training_state())
         dist_utils.barrier()
         return path
 
     def _metrics(self, snap_path: str) -> dict[str, float]:
-        if not self.opts.metrics:
+        """The requested metrics of G_ema at a snapshot. Every rank calls this: the work is split over
+        the ranks and the features are all-gathered (collectives), as in NVIDIA's training loop. Rank 0
+        appends each result to <run>/metric-<name>.jsonl (NVIDIA's file name)."""
+        if not self.metrics:
             return {}
-        from ganforge.metrics.runner import compute_metrics
+        from ganforge.metrics.runner import compute_metrics, write_jsonl
 
         try:
             with torch.random.fork_rng(devices=[]):
-                results = compute_metrics(self.opts.metrics, G=self.G_ema, dataset_path=self.data_path,
+                results = compute_metrics(self.metrics, G=self.G_ema, dataset_path=self.data_path,
                                           device=self.device, rank=self.info.rank, num_gpus=self.info.world_size,
                                           progress=False)
         except UsageError as e:  # a metric that cannot run here must not end a long training run
@@ -790,9 +855,8 @@ class Trainer:
             for k, v in values.items():
                 if isinstance(v, (int, float)):
                     out[f"metrics/{k}"] = float(v)
-        if self.info.is_main and out:
-            line = json.dumps({"snapshot": os.path.basename(snap_path), "kimg": self.cur_nimg / 1000, **out})
-            rundir.append_line(os.path.join(self.run_dir, "metrics.jsonl"), line)
+        if self.info.is_main and results:
+            write_jsonl(results, network=os.path.basename(snap_path), run_dir=self.run_dir)
         return out
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -834,7 +898,7 @@ class Trainer:
                 for k, v in stats.items():
                     acc.setdefault(k, []).append(v)
                 done = self.cur_nimg >= total_nimg
-                if bar is not None:
+                if bar is not None and not quiet_bar:  # reading the losses waits for the device: only for a bar
                     bar.n = round(self.cur_nimg / 1000, 3)
                     bar.set_postfix_str(f"{sec_per_kimg:.1f} s/kimg, G {float(stats['loss/G']):.3f} "
                                         f"D {float(stats['loss/D']):.3f}", refresh=True)
@@ -851,8 +915,8 @@ class Trainer:
                         record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
                     if self.cur_nimg >= next_snap or done:
                         path = self.snapshot()
-                        record["snapshot"] = os.path.basename(path) if path else None
-                        record.update(self._metrics(path) if path else {})
+                        record["snapshot"] = os.path.basename(path)
+                        record.update(self._metrics(path))
                         next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
                     self._log(record)
                     if bar is not None and quiet_bar:

@@ -20,13 +20,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from typing import Any
 
 import torch
 
 from ganforge.errors import FormatError, UsageError
-from ganforge.fsutil import current_umask, fsync_dir, replace_dir
+from ganforge import fsutil
+from ganforge.fsutil import OLD_DIR_MARK, fsync_dir, recover_dir, replace_dir
 
 OPTIONS_NAME = "training_options.json"
 STATE_NAME = "training_state.pt"
@@ -41,27 +41,12 @@ def _disk_error(path: str, e: OSError) -> UsageError:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same directory, fsync, rename."""
-    parent = os.path.dirname(os.path.abspath(path))
-    tmp = None
+    """`ganforge.fsutil.atomic_write_bytes` (temp file in the same directory, fsync, rename), with a
+    refused write (a full disk, permissions) reported as a UsageError that says what to do."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=parent)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; these are ordinary files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        fsync_dir(parent)
+        fsutil.atomic_write_bytes(path, data)
     except OSError as e:
         raise _disk_error(path, e) from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -108,18 +93,32 @@ def latest_snapshot(run_dir: str) -> str | None:
     with open(p, encoding="utf-8") as f:
         name = f.read().strip()
     snap = os.path.join(run_dir, name)
+    if name.startswith(SNAPSHOT_PREFIX) and "/" not in name and os.sep not in name:
+        recover_dir(snap)  # a re-write of this snapshot was killed between its renames: the old copy is aside
     if not name.startswith(SNAPSHOT_PREFIX) or not os.path.isfile(os.path.join(snap, STATE_NAME)):
         raise FormatError(f"{p} names {name!r}, which is not a complete snapshot; the run directory is damaged")
     return snap
+
+
+def write_options(run_dir: str, options: dict[str, Any]) -> None:
+    """Write training_options.json atomically (a kill leaves the old or the new file, never a mix)."""
+    atomic_write_text(os.path.join(run_dir, OPTIONS_NAME), json.dumps(options, indent=2) + "\n")
+
+
+_OPTION_KEYS = ("data", "cond", "mirror", "seed", "snap", "tick", "config")
 
 
 def read_options(run_dir: str) -> dict[str, Any]:
     p = os.path.join(run_dir, OPTIONS_NAME)
     try:
         with open(p, encoding="utf-8") as f:
-            return json.load(f)
+            options = json.load(f)
     except (OSError, ValueError) as e:
         raise FormatError(f"{p} is unreadable ({e}); the run directory is damaged") from None
+    missing = [k for k in _OPTION_KEYS if not isinstance(options, dict) or k not in options]
+    if missing:
+        raise FormatError(f"{p} lacks {', '.join(missing)}; the run directory is damaged")
+    return options
 
 
 def write_snapshot(run_dir: str, cur_nimg: int, ckpt, training_state: dict[str, Any], *, save_fn=None) -> str:
@@ -163,9 +162,14 @@ def read_training_state(snapshot_dir: str) -> dict[str, Any]:
 
 
 def clean_staging(run_dir: str) -> None:
-    """Remove half-written snapshots left by a killed process."""
+    """Remove half-written snapshots and temporary files left by a killed process. The aside copy of a
+    snapshot whose re-write was killed between its renames is renamed back first (never deleted while
+    it is the only copy)."""
     for n in os.listdir(run_dir):
-        if n.startswith(".staging-") or n.startswith(".tmp-") or ".old-" in n:
+        if OLD_DIR_MARK in n and n.startswith(SNAPSHOT_PREFIX):
+            recover_dir(os.path.join(run_dir, n.split(OLD_DIR_MARK)[0]))
+    for n in os.listdir(run_dir):
+        if n.startswith(".staging-") or n.startswith(".tmp-") or OLD_DIR_MARK in n:
             p = os.path.join(run_dir, n)
             if os.path.isdir(p):
                 shutil.rmtree(p, ignore_errors=True)
@@ -177,5 +181,5 @@ def clean_staging(run_dir: str) -> None:
 
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_line", "snapshot_name", "next_run_dir",
-           "is_run_dir", "latest_snapshot", "read_options", "write_snapshot", "read_training_state",
+           "is_run_dir", "latest_snapshot", "read_options", "write_options", "write_snapshot", "read_training_state",
            "clean_staging", "OPTIONS_NAME", "STATE_NAME", "LATEST_NAME"]
