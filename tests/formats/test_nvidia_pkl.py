@@ -3,7 +3,8 @@
 data/nvidia_tiny_cond.pkl was written by ganforge's own writer (module_src = the two-line import
 shim, no NVIDIA source) from a network built with random weights by NVIDIA's stylegan2-ada-pytorch;
 data/nvidia_tiny_cond_expected.npz holds what NVIDIA's code computes after loading that same file
-with its own loader (legacy.load_network_pkl), CPU float32, noise_mode='const'.
+with its own loader (legacy.load_network_pkl), CPU float32, noise_mode='const';
+scripts/reference/nvidia_networks.py regenerates it (and says how z, c and img were drawn).
 """
 
 import io

@@ -4,7 +4,7 @@ data/rosinality_tiny.pt was written by ganforge's rosinality writer from a 16x16
 random weights by rosinality's model.py (its fixed channel table divided by 64 so the file stays
 small; the math is unchanged); data/rosinality_tiny_expected.npz holds what rosinality's own
 Generator/Discriminator compute after load_state_dict(strict=True) of that file, CPU float32,
-randomize_noise=False, truncation_latent=latent_avg.
+randomize_noise=False, truncation_latent=latent_avg; scripts/reference/rosinality.py regenerates it.
 """
 
 import argparse

@@ -297,8 +297,8 @@ def test_second_order_gradients_flow_for_r1_on_augmented_reals():
 def test_matches_nvidia_reference_outputs():
     """tests/train/data/augment_reference.npz holds, per preset, an input x, a seed s, p and y =
     (torch.manual_seed(s); AugmentPipe(**spec)(x)) computed with NVIDIA's stylegan2-ada-pytorch
-    training/augment.py on CPU (commit stored in the file), by /work/ref/ada/make_reference.py (kept outside
-    this repository). ganforge draws the same random numbers in the same order, so outputs agree to float
+    training/augment.py on CPU (commit stored in the file), by scripts/reference/ada_pipeline.py (which also
+    says how x was drawn). ganforge draws the same random numbers in the same order, so outputs agree to float
     rounding of the resampling (atol 1e-4; the full-size comparison in /work/ref/ada/parity.py sees <= 9e-5).
     NVIDIA's flips and 90-degree rotations go through the resampler, so 'blit' is compared with
     lossless_blit=False."""

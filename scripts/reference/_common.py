@@ -1,0 +1,153 @@
+"""Shared plumbing of the scripts in scripts/reference/ (no reference code here).
+
+Each script imports a reference implementation from a checkout whose path is given with --ref.
+Before anything from that checkout is imported, `verify_checkout` makes sure it is the pinned
+commit:
+  - a git checkout (`git -C REF rev-parse HEAD` works): HEAD must be the pinned commit and the
+    files the script imports must be unmodified (`git status --porcelain`);
+  - a plain tree (e.g. `git archive PINNED | tar -x`): every file the script imports must have the
+    git blob hash it has at the pinned commit (hashes listed in the script).
+`--skip-commit-check` turns a mismatch into a loud warning; arrays made that way must not be
+committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+# --check passes when every stored array is within this of a fresh run (float32 on CPU; other torch
+# versions or thread counts sum in other orders).
+CHECK_TOL = 1e-5
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ref", required=True, help="path of the reference checkout (at the pinned commit)")
+    p.add_argument("--out", required=True, help="folder to write into (created if missing)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing: compare with the files already in --out and report the max differences")
+    p.add_argument("--skip-commit-check", action="store_true",
+                   help="continue even if the checkout is not the pinned commit (do not commit the result)")
+    return p
+
+
+def git_blob_sha1(path: str) -> str:
+    """The id git gives a file's content: sha1(b'blob <size>\\0' + content)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _warn(msg: str) -> None:
+    bar = "!" * 100
+    print(f"{bar}\nWARNING: {msg}\nThe arrays written now are NOT the committed reference; do not commit them.\n{bar}",
+          file=sys.stderr)
+
+
+def verify_checkout(ref: str, name: str, commit: str, blobs: dict[str, str], skip: bool) -> bool:
+    """Check that `ref` is `name` at `commit` (see the module docstring); exit otherwise, unless `skip`
+    (then warn and return False)."""
+    if not os.path.isdir(ref):
+        sys.exit(f"error: --ref {ref} is not a folder; give the path of a {name} checkout at {commit}")
+    problems: list[str] = []
+    try:
+        head = subprocess.run(["git", "-C", ref, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        top = subprocess.run(["git", "-C", ref, "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        head = top = None
+    if head is not None and os.path.realpath(top) == os.path.realpath(ref):
+        how = f"git checkout at {head}"
+        if head != commit:
+            problems.append(f"HEAD is {head}, the pinned commit is {commit}")
+        dirty = subprocess.run(["git", "-C", ref, "status", "--porcelain", "--", *blobs], capture_output=True,
+                               text=True, check=False).stdout.strip()
+        if dirty:
+            problems.append("files the script imports are modified:\n" + dirty)
+    else:
+        how = "plain tree (not a git checkout): compared the git blob hashes of the imported files"
+        for rel, want in blobs.items():
+            path = os.path.join(ref, rel)
+            if not os.path.isfile(path):
+                problems.append(f"{rel} is missing")
+            elif git_blob_sha1(path) != want:
+                problems.append(f"{rel} differs from {commit} (blob {git_blob_sha1(path)}, pinned {want})")
+    if problems:
+        msg = f"{ref} is not {name} at {commit}:\n  " + "\n  ".join(problems)
+        if not skip:
+            sys.exit(f"error: {msg}\n(check out {commit}, or pass --skip-commit-check to continue anyway)")
+        _warn(msg)
+        return False
+    print(f"{name}: {how}; the {len(blobs)} imported files match {commit}")
+    return True
+
+
+def import_from(ref: str) -> None:
+    """Put the checkout first on sys.path (its scripts run from their repository root)."""
+    sys.path.insert(0, os.path.abspath(ref))
+
+
+def check_imported_files(ref: str, blobs: dict[str, str]) -> None:
+    """After importing: every module loaded from the checkout must be one of the verified files."""
+    root = os.path.realpath(ref)
+    loaded = {os.path.relpath(os.path.realpath(m.__file__), root).replace(os.sep, "/")
+              for m in list(sys.modules.values())
+              if getattr(m, "__file__", None) and os.path.realpath(m.__file__).startswith(root + os.sep)}
+    extra = sorted(loaded - set(blobs))
+    if extra:
+        sys.exit(f"error: the script imported unverified files from {ref}: {extra}; add them to its pinned list")
+
+
+def save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez_compressed with a summary line per array."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    print(f"wrote {path}")
+    for k, v in arrays.items():
+        print(f"    {k:>16s} {v.dtype!s:>8s} {tuple(v.shape)}")
+
+
+def compare_with(path: str, arrays: dict[str, np.ndarray]) -> float:
+    """Max abs difference between `arrays` and the ones stored in `path` (same keys); prints per key."""
+    old = np.load(path)
+    if set(old.files) != set(arrays):
+        print(f"  {path}: keys differ: stored {sorted(old.files)}, new {sorted(arrays)}")
+    worst = 0.0
+    for k in sorted(set(old.files) & set(arrays)):
+        a, b = old[k], arrays[k]
+        if a.shape != b.shape:
+            print(f"  {k}: shape {a.shape} stored, {b.shape} new")
+            worst = float("inf")
+            continue
+        if a.dtype.kind in "fiu":
+            d = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) if a.size else 0.0
+        else:
+            d = 0.0 if np.array_equal(a, b) else float("inf")
+        worst = max(worst, d)
+        print(f"  {k:>16s} max |stored - new| = {d:.3g}")
+    return worst
+
+
+def finish(path: str, arrays: dict[str, np.ndarray], check: bool) -> None:
+    """--check: compare with the stored file (exit 1 if it is missing or differs by more than CHECK_TOL);
+    otherwise write it (after reporting the differences from the version it replaces)."""
+    if check:
+        if not os.path.exists(path):
+            sys.exit(f"error: {path} does not exist")
+        print(f"{path}:")
+        worst = compare_with(path, arrays)
+        print(f"  max abs difference over all arrays: {worst:.3g}")
+        if not worst <= CHECK_TOL:
+            sys.exit(f"error: {path} differs from what the reference computes now by {worst:.3g} > {CHECK_TOL}")
+        return
+    if os.path.exists(path):
+        print(f"replacing {path}; differences from the old file:")
+        compare_with(path, arrays)
+    save_npz(path, arrays)
