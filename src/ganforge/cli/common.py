@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 from ganforge.errors import UsageError
 
@@ -65,8 +63,10 @@ def load_checkpoint(args):
 
 
 def progress(total: int, desc: str, unit: str = "img"):
-    """A tqdm bar on stderr, silent when stderr is not a terminal unless GANFORGE_PROGRESS=1."""
+    """A tqdm bar on stderr, drawn when ganforge.progress.progress_enabled() says so."""
     from tqdm import tqdm
 
-    disable = not (sys.stderr.isatty() or os.environ.get("GANFORGE_PROGRESS") == "1")
+    from ganforge.progress import progress_enabled
+
+    disable = not progress_enabled()
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True)

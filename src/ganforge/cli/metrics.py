@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ganforge.errors import UsageError
+from ganforge.progress import progress_enabled
 
 NAME = "metrics"
 HELP = "quality metrics (FID, KID, IS, precision/recall, PPL, SWD) of a network or between two image folders"
@@ -88,7 +89,7 @@ def _compute(args, rank: int, num_gpus: int, device):
     return compute_metrics(names, G=G, dataset_path=real, fake_path=fake, device=device, rank=rank,
                            num_gpus=num_gpus, cache_dir=args.cache_dir, detectors=opts, seed=args.seed,
                            batch_size=args.batch, fid_method=args.fid_method,
-                           progress=os.environ.get("GANFORGE_PROGRESS") == "1" or os.isatty(2))
+                           progress=progress_enabled())
 
 
 def _worker(rank: int, args, num_gpus: int, tmp: str):

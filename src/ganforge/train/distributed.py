@@ -62,6 +62,22 @@ def init(device_name: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local, device)
 
 
+def split_batch(batch: int, world: int, batch_gpu: int | None, what: str = "--batch") -> tuple[int, int]:
+    """The global batch over `world` processes -> (per-process batch, per-step batch batch_gpu).
+
+    Each process takes batch / world samples of every minibatch, in rounds of batch_gpu samples whose
+    gradients accumulate (batch_gpu None: one round). `what` names the batch in the error messages."""
+    if batch < 1 or batch % world:
+        raise UsageError(f"{what} {batch} cannot be split over {world} processes; use a multiple of {world} "
+                         f"(or a number of processes that divides {batch})")
+    per_rank = batch // world
+    bg = per_rank if batch_gpu is None else batch_gpu
+    if bg < 1 or per_rank % bg:
+        raise UsageError(f"--batch-gpu {bg} must divide the per-process batch {per_rank} "
+                         f"(global batch {batch} over {world} process(es))")
+    return per_rank, bg
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
@@ -131,5 +147,5 @@ def relaunch_with_torchrun(nproc: int, argv: list[str]) -> int:
     return subprocess.call(cmd)
 
 
-__all__ = ["DistInfo", "init", "shutdown", "all_mean", "barrier", "wrap", "ddp_sync", "broadcast_object",
+__all__ = ["DistInfo", "init", "split_batch", "shutdown", "all_mean", "barrier", "wrap", "ddp_sync", "broadcast_object",
            "relaunch_with_torchrun", "launched_by_torchrun"]

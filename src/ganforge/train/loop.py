@@ -1,256 +1,42 @@
-"""The StyleGAN2 training loop (Karras et al. 2020; the phase structure of NVIDIA's
-stylegan2-ada-pytorch training_loop, written anew).
+"""The training loop: one run (one process of it) from set-up to its last snapshot.
 
-Each minibatch runs the phases whose interval divides the step index:
+The Trainer owns the run directory, snapshots and exact resume, the RNG streams (rng.py), DDP under
+torchrun, the progress bar, stats.jsonl / TensorBoard and metrics at snapshots; the four phases of a
+StyleGAN2 iteration are in phases.py, set-up steps in setup.py, options and resume rules in options.py.
 
-    Gmain  every step          non-saturating logistic G loss (with style mixing)
-    Greg   every pl_interval   path length penalty * pl_weight * pl_interval   (lazy regularization)
-    Dmain  every step          logistic D loss on fakes and reals
-    Dreg   every r1_interval   R1 penalty * r1_interval                         (lazy regularization)
-
-then updates G_ema. Every random draw of a step comes from generators reseeded from (seed, step),
-so a run resumed from a snapshot continues bit-for-bit, and the latents of the global batch are drawn
-identically on every rank and sliced (rank r takes samples r, r+R, ...), and so is each synthesis
-layer's per-pixel noise, so K processes with per-process batch B/K compute the same update as one
-process with batch B (up to float rounding). Only the augmentations (ADA) are drawn per rank, from
-the global RNG, as in NVIDIA's code.
+Every random draw of a step comes from generators reseeded from (seed, step), so a run resumed from a
+snapshot continues bit-for-bit, and the latents of the global batch are drawn identically on every rank
+and sliced (rank r takes samples r, r+R, ...), and so is each synthesis layer's per-pixel noise, so K
+processes with per-process batch B/K compute the same update as one process with batch B (up to float
+rounding). Only the augmentations (ADA) are drawn per rank, from the global streams, as in NVIDIA's code.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import random
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from ganforge.errors import UsageError
-from ganforge.train import distributed as dist_utils
-from ganforge.train import rundir
-from ganforge.train.ema import ema_beta, ema_half_life_nimg, update_ema
-from ganforge.train.loss import (PL_BATCH_SHRINK, PL_DECAY, discriminator_logistic_loss, generator_logistic_loss,
-                                 mix_styles, path_length_noise, path_length_penalty, path_lengths, r1_penalty,
-                                 sanitize_gradients, style_mixing_cutoff)
-from ganforge.train.optim import make_adam
+from ganforge.models.latents import mix_styles
 from ganforge.models.stylegan2 import noise_source
-from ganforge.train.augment import AdaController, build_augment_pipe
+from ganforge.progress import progress_enabled
+from ganforge.train import distributed as dist_utils
+from ganforge.train import phases, rundir, setup
+from ganforge.train.ema import ema_beta, ema_half_life_nimg, update_ema
+from ganforge.train.loss import sanitize_gradients, style_mixing_cutoff
+from ganforge.train.optim import make_adam
+from ganforge.train.options import TrainOptions, changed_on_resume, check_fixed_on_resume
 from ganforge.train.presets import ResolvedConfig, resolve, resolve_augment
+from ganforge.train.rng import (GLOBAL_STREAM_BASE, LATENT_STREAM, LAYER_NOISE_BASE, rng_state, seed_global_streams,
+                                set_rng_state, step_seed)
+from ganforge.train.setup import keep_freed_memory_for_reuse, set_tf32
+from ganforge.train.rundir import render_grid
 
-GRID_COLS = 8
-PL_NOISE_STREAM = 1 << 32  # _step_seed stream of the path-length noise (0: latents; 1 + rank: global streams)
-
-
-@dataclass
-class TrainOptions:
-    """Everything `ganforge train` accepts (see `ganforge train --help`)."""
-
-    data: str | None = None          # folder / zip; None: the bundled Fashion-MNIST, conditional, cfg small
-    outdir: str = "training-runs"
-    run_dir: str | None = None       # exact run directory instead of <outdir>/<NNNNN>-<desc>
-    cfg: str | None = None           # preset; default 'small' for the bundled data, else 'auto'
-    cond: bool = False
-    mirror: bool = False
-    kimg: float | None = None
-    snap: float | None = None        # snapshot interval in kimg (default 4; a resumed run keeps its own)
-    tick: float | None = None        # log interval in kimg (default min(snap, 1))
-    seed: int = 0
-    resume: str | None = None        # run directory (continue exactly) or checkpoint (fine-tune)
-    gpus: int = 1
-    gamma: float | None = None
-    batch: int | None = None
-    batch_gpu: int | None = None
-    cbase: int | None = None
-    cmax: int | None = None
-    map_depth: int | None = None
-    mbstd_group: int | None = None
-    lr: float | None = None
-    ema_kimg: float | None = None
-    fp32: bool = False
-    no_noise: bool = False           # G without per-pixel noise inputs (use_noise=False)
-    fused_d_pass: bool | None = None  # D on fakes+reals in one pass; None: on CUDA only (no gain measured on CPU)
-    aug: str | None = None           # noaug | ada (default) | fixed
-    p: float | None = None           # augmentation probability for --aug fixed
-    target: float | None = None      # ADA target for r_t (default 0.6)
-    augpipe: str | None = None       # augmentation pipeline (default bgc)
-    ada_kimg: float | None = None    # ADA speed: kimg for p to move by 1 (default 500; 100 when fine-tuning)
-    metrics: list[str] | None = None  # metrics at every snapshot; None: none (a continued run: its own)
-    workers: int = 2
-    device: str = "auto"
-    threads: int | None = None
-    desc: str | None = None
-    allow_tf32: bool | None = None   # TF32 matmul/conv on Ampere+ GPUs; None: off (NVIDIA), or the run's own
-    keep_freed_memory: bool = False  # glibc malloc keeps freed blocks (process-wide; the CLI turns it on)
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-def keep_freed_memory_for_reuse() -> bool:
-    """Ask glibc's malloc to keep freed blocks below 32 MB in the heap instead of returning them to the
-    kernel. A training step frees and re-allocates the same activation-sized tensors hundreds of times;
-    with glibc's defaults many of them come back as fresh zero-filled pages (page faults: 5-8% of a CPU
-    step's time here). The process keeps its peak heap instead. This changes the whole process, so it
-    runs only when asked (TrainOptions.keep_freed_memory; `ganforge train` asks unless
-    --no-keep-freed-memory). No-op (False) off glibc."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if sys.platform != "linux" or not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_mmap_threshold, 32 << 20) == 1
-        return ok and libc.mallopt(m_trim_threshold, 1 << 30) == 1
-    except (OSError, AttributeError):
-        return False
-
-
-def set_tf32(allow: bool) -> None:
-    """TF32 for float32 matmuls and convolutions on Ampere and newer GPUs (PyTorch's defaults allow it
-    for cuDNN convolutions). NVIDIA's training loop turns both off (--allow-tf32 turns them on): off,
-    R1/path-length gradients, parity with the reference and FID comparisons keep full float32."""
-    torch.backends.cuda.matmul.allow_tf32 = bool(allow)
-    torch.backends.cudnn.allow_tf32 = bool(allow)
-
-
-def _step_seed(seed: int, step: int, stream: int) -> int:
-    """A distinct 63-bit seed per (run seed, step, stream); stream 0 is shared by all ranks."""
-    x = (int(seed) * 0x9E3779B97F4A7C15 + int(step) * 0xBF58476D1CE4E5B9 + int(stream) * 0x94D049BB133111EB)
-    x &= (1 << 64) - 1
-    x ^= x >> 31
-    return x & ((1 << 63) - 1)
-
-
-def seed_global_streams(seed: int) -> None:
-    """Seed the global RNG streams (torch CPU and CUDA, numpy, Python's random) at the start of a step.
-
-    ganforge draws its own latents and noise from explicit generators; the global streams serve what
-    draws from them (ADA's augmentations, a user's dataset or callback). Reseeding them from
-    (run seed, step, rank) makes each step's draws a function of the step alone, so a run killed at
-    any moment and resumed from its last snapshot draws exactly what the uninterrupted run drew."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % (1 << 32))
-    random.seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": {"version": py_state[0], "state": torch.tensor(py_state[1], dtype=torch.int64),
-                   "gauss": py_state[2]},
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _open_dataset(path: str, cond: bool, mirror: bool, seed: int):
-    from ganforge.data.dataset import ImageFolderDataset
-
-    ds = ImageFolderDataset(path, use_labels=cond, xflip=mirror, random_seed=seed)
-    if cond and not ds.has_labels:
-        raise UsageError(f"--cond needs class labels, but {path} has no dataset.json labels; drop --cond or "
-                         "build the dataset with `ganforge dataset` from class sub-folders")
-    h, w = ds.image_shape[1:]
-    if h != w or h < 4 or (h & (h - 1)) != 0:
-        raise UsageError(f"dataset {path} has {w}x{h} images; training needs square power-of-two images "
-                         f"(rebuild with `ganforge dataset --source {path} --dest OUT.zip --resolution 64`)")
-    return ds
-
-
-def _to_float_images(img: torch.Tensor, device) -> torch.Tensor:
-    """uint8 [N, C, H, W] -> float32 in [-1, 1] (NVIDIA: x / 127.5 - 1)."""
-    return img.to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
-
-
-def _grid_spec(G) -> tuple[list[int], torch.Tensor]:
-    """Fixed seeds and labels of the snapshot grid: one row per class (first 16) or an 8x8 grid."""
-    cols = GRID_COLS if G.img_resolution <= 256 else 4
-    if G.c_dim > 0:
-        rows = min(G.c_dim, 16)
-        seeds = list(range(cols)) * rows
-        c = torch.zeros([rows * cols, G.c_dim])
-        for r in range(rows):
-            c[r * cols:(r + 1) * cols, r] = 1
-    else:
-        rows = cols
-        seeds = list(range(rows * cols))
-        c = torch.zeros([rows * cols, 0])
-    return seeds, c
-
-
-@torch.no_grad()
-def render_grid(G, path: str, batch: int = 32) -> None:
-    from ganforge.models.latents import to_uint8, z_from_seeds
-    from ganforge.synthesis.images import make_grid
-
-    seeds, c = _grid_spec(G)
-    device = next(G.parameters()).device
-    z = z_from_seeds(seeds, G.z_dim)
-    imgs = []
-    for i in range(0, len(seeds), batch):
-        imgs.append(to_uint8(G(z[i:i + batch].to(device), c[i:i + batch].to(device), noise_mode="const")).cpu())
-    grid = make_grid(torch.cat(imgs), cols=GRID_COLS if G.img_resolution <= 256 else 4)
-    _save_png_atomic(grid, path)
-
-
-def _save_png_atomic(arr: np.ndarray, path: str) -> None:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB").save(buf, format="PNG")
-    rundir.atomic_write_bytes(path, buf.getvalue())
-
-
-def _save_reals(ds, path: str) -> None:
-    from ganforge.synthesis.images import make_grid
-
-    if ds.has_labels and ds.label_dim > 0:
-        rows = min(ds.label_dim, 16)
-        picked: dict[int, list[int]] = {r: [] for r in range(rows)}
-        for i in range(len(ds)):
-            k = ds.get_class(i)
-            if k is None:
-                break
-            if k < rows and len(picked[k]) < GRID_COLS:
-                picked[k].append(i)
-            if all(len(v) == GRID_COLS for v in picked.values()):
-                break
-        idx = [i for r in range(rows) for i in picked[r]]
-    else:
-        rnd = np.random.RandomState(0)
-        idx = rnd.permutation(len(ds))[:GRID_COLS * GRID_COLS].tolist()
-    if not idx:
-        return
-    imgs = np.stack([ds[i][0] for i in idx])
-    _save_png_atomic(make_grid(imgs, cols=GRID_COLS), path)
-
-
-# -- the trainer -----------------------------------------------------------------------------------
 
 class Trainer:
     """One training run (one process of it). Construct, then `run()`."""
@@ -276,42 +62,9 @@ class Trainer:
     # .. setup ....................................................................................
     def _setup(self) -> None:
         opts, info = self.opts, self.info
-        resume_state = None
-        resume_ckpt = None
-        saved = None
-        if opts.resume is not None:
-            if not os.path.exists(opts.resume):
-                raise UsageError(f"--resume {opts.resume} does not exist; give a run directory or a checkpoint")
-            if rundir.is_run_dir(opts.resume):
-                saved = rundir.read_options(opts.resume)
-                resume_state = rundir.latest_snapshot(opts.resume)
-                if resume_state is None and info.is_main:  # stopped before its first snapshot
-                    print(f"note: {opts.resume} has no snapshot yet; starting it again from the beginning",
-                          flush=True)
-            else:
-                from ganforge.formats import load as load_ckpt
-
-                try:
-                    resume_ckpt = load_ckpt(opts.resume, device="cpu")
-                except UsageError as e:
-                    if os.path.isdir(opts.resume):
-                        raise UsageError(f"--resume {opts.resume} is neither a ganforge run directory (it has no "
-                                         f"{rundir.OPTIONS_NAME}) nor a checkpoint") from None
-                    raise e
-
+        saved, resume_state, resume_ckpt = self._read_resume()
         if saved is not None:  # continue a run: its own options, with a few allowed overrides
-            fixed = {"--cfg": opts.cfg, "--gamma": opts.gamma, "--batch": opts.batch,
-                     "--cbase": opts.cbase, "--cmax": opts.cmax, "--map-depth": opts.map_depth,
-                     "--mbstd-group": opts.mbstd_group, "--lr": opts.lr, "--ema-kimg": opts.ema_kimg,
-                     "--cond": opts.cond or None, "--mirror": opts.mirror or None, "--fp32": opts.fp32 or None,
-                     "--no-noise": opts.no_noise or None, "--run-dir": opts.run_dir, "--aug": opts.aug,
-                     "--p": opts.p, "--target": opts.target, "--augpipe": opts.augpipe,
-                     "--ada-kimg": opts.ada_kimg}
-            given = [k for k, v in fixed.items() if v is not None]
-            if given:
-                raise UsageError(f"{', '.join(given)} cannot change when continuing a run (its settings are in "
-                                 f"{rundir.OPTIONS_NAME}); to fine-tune with new settings, start a new run with "
-                                 "--resume <run>/network-snapshot-...")
+            check_fixed_on_resume(opts, rundir.OPTIONS_NAME)
             self.run_dir = os.path.abspath(opts.resume)
             data = opts.data or saved["data"]
             self.cond, self.mirror, self.seed = saved["cond"], saved["mirror"], saved["seed"]
@@ -329,21 +82,16 @@ class Trainer:
             self.snap = opts.snap if opts.snap is not None else 4.0
             self.tick = opts.tick if opts.tick is not None else min(self.snap, 1.0)
             self.metrics = list(opts.metrics or [])
-        if data is None:
-            from ganforge.data import bundled_path
-
-            data = bundled_path("fashion-mnist")
-            if saved is None:
-                self.cond = True
-        self.data_path = os.path.abspath(data)
+        self.data_path, bundled = setup.resolve_data_path(data)
+        if bundled and saved is None:
+            self.cond = True  # the bundled Fashion-MNIST trains conditional on its 10 classes
         if self.metrics:
             from ganforge.metrics.registry import parse_metric_list
 
             parse_metric_list(self.metrics)  # unknown names: one clear error before any training
         if self.snap <= 0 or self.tick <= 0:
             raise UsageError("--snap and --tick must be positive (in kimg)")
-        self.dataset = _open_dataset(self.data_path, self.cond, self.mirror, self.seed)
-        ds = self.dataset
+        self.dataset = ds = setup.open_dataset(self.data_path, self.cond, self.mirror, self.seed)
         res, channels = ds.resolution, ds.num_channels
         c_dim = ds.label_dim if self.cond else 0
 
@@ -365,45 +113,19 @@ class Trainer:
                              f"{cfg.c_dim} labels; resume with the run's own dataset")
 
         # Networks (identical initialisation on every rank: same seed; DDP also broadcasts rank 0's).
-        from ganforge.models import build
-
-        torch.manual_seed(self.seed)
         if resume_ckpt is not None:
-            self._check_finetune(resume_ckpt, res, channels, c_dim)
-            G = copy.deepcopy(resume_ckpt.G)
-            G_ema = copy.deepcopy(resume_ckpt.G_ema)
-            cfg.G_kwargs = G.init_kwargs
-            cfg.ema_rampup = None  # as NVIDIA does when resuming: keep the checkpoint's G_ema from the start
-            if resume_ckpt.D is not None:
-                D = copy.deepcopy(resume_ckpt.D)
-                cfg.D_kwargs = D.init_kwargs
-            else:
-                D = build("stylegan2", "D", cfg.D_kwargs)
-                if info.is_main:
-                    print(f"note: {opts.resume} has no discriminator; training a new one", file=sys.stderr)
-        else:
-            G = build("stylegan2", "G", cfg.G_kwargs)
-            D = build("stylegan2", "D", cfg.D_kwargs)
-            G_ema = copy.deepcopy(G)
+            setup.check_finetune(resume_ckpt, opts.resume, res, channels, c_dim)
+        G, D, G_ema = setup.build_networks(cfg, self.seed, resume_ckpt, resume=opts.resume, is_main=info.is_main)
         self.G = G.to(self.device).train().requires_grad_(False)
         self.D = D.to(self.device).train().requires_grad_(False)
         self.G_ema = G_ema.to(self.device).eval().requires_grad_(False)
+        if opts.channels_last is not None:
+            for net in (self.G, self.D, self.G_ema):
+                net.set_channels_last(opts.channels_last)
         self.pl_mean = torch.zeros([], device=self.device)
-
         self.G_opt = make_adam(self.G.parameters(), cfg.lr, cfg.pl_interval)
         self.D_opt = make_adam(self.D.parameters(), cfg.lr, cfg.r1_interval)
-
-        # Augmentation of everything D sees (ADA): a pipe when p can be non-zero, the controller for 'ada'.
-        self.augment_pipe = None
-        self.ada = None
-        if cfg.aug == "ada" or (cfg.aug == "fixed" and cfg.aug_p > 0):
-            self.augment_pipe = build_augment_pipe(cfg.augpipe, p=cfg.aug_p).to(self.device)
-            if cfg.img_channels not in (1, 3) and self.augment_pipe.colour:
-                raise UsageError(f"--augpipe {cfg.augpipe} has colour transforms, which need 1- or 3-channel "
-                                 f"images (the dataset has {cfg.img_channels}); use --augpipe bg or --aug noaug")
-            if cfg.aug == "ada":
-                self.ada = AdaController(self.augment_pipe, batch_size=cfg.batch, target=cfg.ada_target,
-                                         kimg=cfg.ada_kimg)
+        self.augment_pipe, self.ada = setup.build_augmentation(cfg, self.device)
 
         self.cur_nimg = 0
         self.step = 0
@@ -421,27 +143,16 @@ class Trainer:
         self.batch_rank = cfg.batch // info.world_size
         self.rounds = self.batch_rank // cfg.batch_gpu
         self.sampler = InfiniteSampler(len(ds), rank=info.rank, num_replicas=info.world_size, seed=self.seed)
-        if sampler_state is not None:
-            self.sampler.load_state_dict(sampler_state)
-        else:
-            self.sampler.load_state_dict(self.sampler.state_dict(num_consumed=0))
-        loader_kwargs = dict(sampler=self.sampler, batch_size=self.batch_rank, num_workers=max(int(opts.workers), 0),
-                             pin_memory=self.device.type == "cuda")
-        if loader_kwargs["num_workers"] > 0:
-            loader_kwargs["prefetch_factor"] = 2
-        self.loader = torch.utils.data.DataLoader(ds, **loader_kwargs)
-
-        if c_dim > 0:
-            self.all_labels = torch.from_numpy(np.stack([ds.get_label(i) for i in range(len(ds))]))
-        else:
-            self.all_labels = torch.zeros([len(ds), 0])
+        self.sampler.load_state_dict(sampler_state if sampler_state is not None
+                                     else self.sampler.state_dict(num_consumed=0))
+        self.loader = setup.build_loader(ds, self.sampler, self.batch_rank, opts.workers, self.device)
+        self.all_labels = setup.all_labels(ds, c_dim)
 
         # DDP wrappers: mapping and synthesis separately (the path length term needs ws), and D.
         self.G_mapping = dist_utils.wrap(self.G.mapping, info) if info.enabled else self.G.mapping
         self.G_synthesis = dist_utils.wrap(self.G.synthesis, info) if info.enabled else self.G.synthesis
         self.D_ddp = dist_utils.wrap(self.D, info) if info.enabled else self.D
         self._noise_layer_ids = {id(m): i for i, m in enumerate(self.G.synthesis.modules())}
-        self._noise = None
 
         if info.is_main:
             if self.run_dir is None:
@@ -453,47 +164,44 @@ class Trainer:
                     self._write_start_images()
         self.run_dir = dist_utils.broadcast_object(self.run_dir, info)
         self.stats_path = os.path.join(self.run_dir, "stats.jsonl")
-        self.tb = None
-        if info.is_main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                print(f"note: no TensorBoard log ({e.name or 'tensorboard'} is not installed: pip install "
-                      "tensorboard); stats.jsonl has every value", flush=True)
-            else:
-                try:
-                    self.tb = SummaryWriter(self.run_dir)
-                except Exception as e:  # a broken TensorBoard install must not stop training; say so
-                    print(f"warning: no TensorBoard log ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                          "stats.jsonl has every value", file=sys.stderr, flush=True)
+        self.tb = setup.open_tensorboard(self.run_dir) if info.is_main else None
+
+    def _read_resume(self):
+        """(saved options, latest snapshot, checkpoint): a run directory to continue (options, and its
+        latest snapshot or None when it stopped before its first), a checkpoint to fine-tune, or nothing."""
+        opts = self.opts
+        if opts.resume is None:
+            return None, None, None
+        if not os.path.exists(opts.resume):
+            raise UsageError(f"--resume {opts.resume} does not exist; give a run directory or a checkpoint")
+        if rundir.is_run_dir(opts.resume):
+            saved = rundir.read_options(opts.resume)
+            snap = rundir.latest_snapshot(opts.resume)
+            if snap is None and self.info.is_main:  # stopped before its first snapshot
+                print(f"note: {opts.resume} has no snapshot yet; starting it again from the beginning", flush=True)
+            return saved, snap, None
+        from ganforge.formats import load as load_ckpt
+
+        try:
+            return None, None, load_ckpt(opts.resume, device="cpu")
+        except UsageError:
+            if os.path.isdir(opts.resume):
+                raise UsageError(f"--resume {opts.resume} is neither a ganforge run directory (it has no "
+                                 f"{rundir.OPTIONS_NAME}) nor a checkpoint") from None
+            raise
 
     def _adapt_to_processes(self, batch_gpu: int | None) -> None:
         """Continue a run on another number of processes (or another --batch-gpu): the global batch,
         the data stream (a global position) and the latents and noise (drawn for the global batch)
         stay the same, so the run continues as it would have, up to float rounding."""
         cfg, world = self.cfg, self.info.world_size
-        if cfg.batch % world:
-            raise UsageError(f"this run's global batch {cfg.batch} cannot be split over {world} processes; "
-                             f"continue it on a number of processes that divides {cfg.batch}")
-        per_rank = cfg.batch // world
-        bg = batch_gpu if batch_gpu is not None else min(cfg.batch_gpu, per_rank)
-        if bg < 1 or per_rank % bg:
-            raise UsageError(f"--batch-gpu {bg} must divide the per-process batch {per_rank} "
-                             f"(global batch {cfg.batch} over {world} process(es))")
+        per_rank, bg = dist_utils.split_batch(cfg.batch, world, batch_gpu if batch_gpu is not None else
+                                              min(cfg.batch_gpu, max(cfg.batch // world, 1)),
+                                              what="this run's global batch")
         if world != cfg.gpus and self.info.is_main:
             print(f"note: continuing a run of {cfg.gpus} process(es) on {world}: same global batch {cfg.batch}, "
                   f"{per_rank} per process", file=sys.stderr)
         cfg.gpus, cfg.batch_gpu = world, bg
-
-    def _check_finetune(self, ckpt, res: int, channels: int, c_dim: int) -> None:
-        G = ckpt.G_ema
-        if (G.img_resolution, G.img_channels) != (res, channels):
-            raise UsageError(f"--resume network makes {G.img_resolution}x{G.img_resolution}x{G.img_channels} images "
-                             f"but the dataset has {res}x{res}x{channels}; use a matching dataset "
-                             f"(`ganforge dataset --resolution {G.img_resolution}`)")
-        if G.c_dim != c_dim:
-            raise UsageError(f"--resume network has c_dim={G.c_dim} but the dataset gives {c_dim} labels; "
-                             + ("add --cond" if G.c_dim else "drop --cond"))
 
     def _create_run_dir(self) -> None:
         opts, cfg = self.opts, self.cfg
@@ -516,7 +224,7 @@ class Trainer:
 
     def _write_start_images(self) -> None:
         """reals.png (a grid of training images) and fakes_init.png (the initial G_ema's snapshot grid)."""
-        _save_reals(self.dataset, os.path.join(self.run_dir, "reals.png"))
+        rundir.save_reals(self.dataset, os.path.join(self.run_dir, "reals.png"))
         render_grid(self.G_ema, os.path.join(self.run_dir, "fakes_init.png"))
 
     def _options_record(self, resume_from) -> dict[str, Any]:
@@ -527,18 +235,10 @@ class Trainer:
                 "dataset_len": len(self.dataset)}
 
     def _save_changed_options(self, saved: dict[str, Any]) -> None:
-        """A continued run keeps what was changed for it (--kimg, --snap, --tick, --metrics, --threads,
-        --allow-tf32, --data, processes / --batch-gpu): training_options.json is rewritten, so a later
-        plain --resume goes on with the new settings; the log says what changed."""
+        """A continued run keeps what was changed for it (options.CHANGEABLE_ON_RESUME): training_options.json
+        is rewritten, so a later plain --resume goes on with the new settings; the log says what changed."""
         new = self._options_record(resume_from=saved.get("resume_from"))
-        changes = []
-        for key in ("data", "snap", "tick", "threads", "allow_tf32", "metrics"):
-            if saved.get(key) != new[key]:
-                changes.append(f"{key} {saved.get(key)!r} -> {new[key]!r}")
-        old_cfg = saved.get("config", {})
-        for key in ("kimg", "gpus", "batch_gpu"):
-            if old_cfg.get(key) != new["config"][key]:
-                changes.append(f"{key} {old_cfg.get(key)!r} -> {new['config'][key]!r}")
+        changes = changed_on_resume(saved, new)
         if changes:
             rundir.write_options(self.run_dir, {**saved, **new})
             print(f"note: continuing with {', '.join(changes)} (saved in {rundir.OPTIONS_NAME})", flush=True)
@@ -568,7 +268,7 @@ class Trainer:
             self.ada.load_state_dict(aug_state)
         elif self.augment_pipe is not None and aug_state is not None:
             self.augment_pipe.p.fill_(float(aug_state["p"]))
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self._resume_training_state = state
 
     @property
@@ -608,16 +308,17 @@ class Trainer:
             key = (phase, id(layer))
             if key not in cache:
                 gen = torch.Generator(device=device)
-                gen.manual_seed(_step_seed(self.seed, self.step, 1000 + 100 * phase + names[id(layer)]))
+                gen.manual_seed(step_seed(self.seed, self.step, LAYER_NOISE_BASE + 100 * phase + names[id(layer)]))
                 full = torch.randn([n_global, 1, res, res], generator=gen, device=device)
                 cache[key] = self._slice(full)
             return cache[key][rows]
 
         return source
 
-    def _run_G(self, z, z2, c, cutoff, sync: bool):
-        """Style-mixed generator pass: ws = mix(mapping(z, c), mapping(z2, c), cutoff); img = synthesis(ws).
-        Also updates w_avg with the global batch mean of w (what the mapping network does in training)."""
+    def _run_G(self, z, z2, c, cutoff, sync: bool, noise=None):
+        """Style-mixed generator pass: ws = mix(mapping(z, c), mapping(z2, c), cutoff); img = synthesis(ws)
+        with the per-pixel noise from `noise` (a _global_noise source). Also updates w_avg with the global
+        batch mean of w (what the mapping network does in training)."""
         n = z.shape[0]
         mixing = self._mixing and self.cfg.style_mixing_prob > 0
         with dist_utils.ddp_sync(self.G_mapping, sync):
@@ -633,7 +334,7 @@ class Trainer:
             with torch.no_grad():
                 batch_mean = dist_utils.all_mean(w_first.detach().mean(dim=0))
                 mapping.w_avg.copy_(batch_mean.lerp(mapping.w_avg, mapping.w_avg_beta))
-        with dist_utils.ddp_sync(self.G_synthesis, sync), noise_source(self._noise):
+        with dist_utils.ddp_sync(self.G_synthesis, sync), noise_source(noise):
             img = self.G_synthesis(ws)
         return img, ws
 
@@ -676,122 +377,28 @@ class Trainer:
 
     def train_step(self, real_img: torch.Tensor, real_c: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run the phases of minibatch `self.step` on this rank's real images; returns detached stats."""
-        cfg, info = self.cfg, self.info
-        gen = torch.Generator().manual_seed(_step_seed(self.seed, self.step, 0))
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(step_seed(self.seed, self.step, LATENT_STREAM))
         self._noise_cache: dict = {}
-        seed_global_streams(_step_seed(self.seed, self.step, 1 + info.rank))  # augmentations (per rank)
-        B, R, rounds, bg = cfg.batch, info.world_size, self.rounds, cfg.batch_gpu
-        stats: dict[str, torch.Tensor] = {}
-        real_img = _to_float_images(real_img, self.device)
+        seed_global_streams(step_seed(self.seed, self.step, GLOBAL_STREAM_BASE + self.info.rank))  # ADA, per rank
+        real_img = phases.to_float_images(real_img, self.device)
         real_c = real_c.to(self.device)
-        reals = list(zip(real_img.split(bg), real_c.split(bg)))
+        mb = phases.Minibatch(gen, list(zip(real_img.split(cfg.batch_gpu), real_c.split(cfg.batch_gpu))))
 
-        # Gmain: maximise log D(G(z)).
-        z, z2, c, cut = self._draw_latents(gen, B)
-        self.G.requires_grad_(True)
-        total = 0.0
-        for r in range(rounds):
-            s = slice(r * bg, (r + 1) * bg)
-            self._noise = self._global_noise(0, B, s)
-            img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=(r == rounds - 1))
-            with dist_utils.ddp_sync(self.D_ddp, False):
-                logits = self.D_ddp(self._aug(img), c[s])
-            loss = generator_logistic_loss(logits).mean() / rounds
-            loss.backward()
-            total = total + loss.detach()
-        self._optimizer_step(self.G, self.G_opt)
-        stats["loss/G"] = total
-
-        # Greg: path length regularization, lazily.
+        phases.generator_main(self, mb)
         if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:
-            pl_bg = max(bg // PL_BATCH_SHRINK, 1)
-            n_pl = pl_bg * rounds * R
-            z, z2, c, cut = self._draw_latents(gen, n_pl)
-            res, ch = self.G.img_resolution, self.G.img_channels
-            pl_gen = torch.Generator(device=self.device).manual_seed(_step_seed(self.seed, self.step, PL_NOISE_STREAM))
-            noise = self._slice(path_length_noise(torch.empty([n_pl, ch, res, res], device=self.device),
-                                                  generator=pl_gen))
-            total = 0.0
-            pen_total = 0.0
-            for r in range(rounds):
-                s = slice(r * pl_bg, (r + 1) * pl_bg)
-                self._noise = self._global_noise(1, n_pl, s)
-                img, ws = self._run_G(z[s], z2[s], c[s], cut[s], sync=(r == rounds - 1))
-                lengths = path_lengths(img, ws, noise[s])
-                penalty, new_mean = path_length_penalty(lengths, self.pl_mean, PL_DECAY, dist_utils.all_mean)
-                self.pl_mean.copy_(new_mean)
-                loss = (img[:, 0, 0, 0] * 0 + penalty * cfg.pl_weight).mean() * (cfg.pl_interval / rounds)
-                loss.backward()
-                pen_total = pen_total + penalty.detach().mean() / rounds
-            self._optimizer_step(self.G, self.G_opt)
-            stats["loss/pl_penalty"] = pen_total
-            stats["pl_mean"] = self.pl_mean.detach().clone()
-        self.G.requires_grad_(False)
-
-        # Dmain: minimise softplus(D(G(z))) + softplus(-D(x)).
-        z, z2, c, cut = self._draw_latents(gen, B)
-        self.D.requires_grad_(True)
-        total = 0.0
-        real_score = 0.0
-        fake_score = 0.0
-        for r in range(rounds):
-            s = slice(r * bg, (r + 1) * bg)
-            with torch.no_grad():
-                self._noise = self._global_noise(2, B, s)
-                img, _ = self._run_G(z[s], z2[s], c[s], cut[s], sync=False)
-            x, xc = reals[r]
-            if self._fused_d(img.shape[0], x.shape[0]):
-                fake_logits, real_logits = self._run_D_pair(self._aug(img), c[s], self._aug(x), xc,
-                                                            sync=(r == rounds - 1))
-                loss_fake, loss_real = discriminator_logistic_loss(fake_logits, real_logits)
-                loss = (loss_fake.mean() + loss_real.mean()) / rounds
-                loss.backward()
-            else:  # two passes, each freeing its graph before the next (faster on CPUs)
-                with dist_utils.ddp_sync(self.D_ddp, False):
-                    fake_logits = self.D_ddp(self._aug(img), c[s])
-                loss_fake, _ = discriminator_logistic_loss(fake_logits, None)
-                (loss_fake.mean() / rounds).backward()
-                with dist_utils.ddp_sync(self.D_ddp, r == rounds - 1):
-                    real_logits = self.D_ddp(self._aug(x), xc)
-                _, loss_real = discriminator_logistic_loss(None, real_logits)
-                (loss_real.mean() / rounds).backward()
-                loss = (loss_fake.mean() + loss_real.mean()).detach() / rounds
-            total = total + loss.detach()
-            if self.ada is not None:
-                self.ada.accumulate(real_logits)
-            real_score = real_score + real_logits.detach().mean() / rounds
-            fake_score = fake_score + fake_logits.detach().mean() / rounds
-        self._optimizer_step(self.D, self.D_opt)
-        stats["loss/D"] = total
-        stats["scores/real"] = real_score
-        stats["scores/fake"] = fake_score
-
-        # Dreg: R1 on reals, lazily.
+            phases.generator_path_length(self, mb)
+        phases.discriminator_main(self, mb)
         if cfg.gamma > 0 and self.step % cfg.r1_interval == 0:
-            pen_total = 0.0
-            for r in range(rounds):
-                x, xc = reals[r]
-                x = x.detach().requires_grad_(True)
-                with dist_utils.ddp_sync(self.D_ddp, r == rounds - 1):
-                    logits = self.D_ddp(self._aug(x), xc)  # R1 is taken w.r.t. the reals before augmentation
-                if self.ada is not None:
-                    self.ada.accumulate(logits)
-                penalty = r1_penalty(logits, x, cfg.gamma)
-                loss = (logits[:, 0] * 0 + penalty).mean() * (cfg.r1_interval / rounds)
-                loss.backward()
-                pen_total = pen_total + penalty.detach().mean() / rounds
-            self._optimizer_step(self.D, self.D_opt)
-            stats["loss/r1_penalty"] = pen_total
-        self.D.requires_grad_(False)
+            phases.discriminator_r1(self, mb)
 
-        # G_ema.
         ema_nimg = ema_half_life_nimg(cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup)
-        update_ema(self.G_ema, self.G, ema_beta(B, ema_nimg))
-        self.cur_nimg += B
+        update_ema(self.G_ema, self.G, ema_beta(cfg.batch, ema_nimg))
+        self.cur_nimg += cfg.batch
         self.step += 1
         if self.ada is not None:
             self.ada.step()  # every ada.interval minibatches: p += sign(r_t - target) * ...
-        return stats
+        return mb.stats
 
     # .. snapshots and logs ........................................................................
     def training_state(self) -> dict[str, Any]:
@@ -803,7 +410,7 @@ class Trainer:
             "augment": (self.ada.state_dict() if self.ada is not None
                         else {"p": self.augment_p} if self.augment_pipe is not None else None),
             "sampler": self.sampler.state_dict(num_consumed=self.step * self.batch_rank),
-            "rng": _rng_state(), "elapsed_s": self.elapsed(), "seed": self.seed,
+            "rng": rng_state(), "elapsed_s": self.elapsed(), "seed": self.seed,
         }
 
     def elapsed(self) -> float:
@@ -877,7 +484,7 @@ class Trainer:
         tick_nimg = max(int(round(self.tick * 1000)), 1)
         self.start_time = time.time()
         bar = None
-        quiet_bar = not (sys.stderr.isatty() or os.environ.get("GANFORGE_PROGRESS") == "1")
+        quiet_bar = not progress_enabled()
         if info.is_main:
             from tqdm import tqdm
 
@@ -946,4 +553,4 @@ def train(opts: TrainOptions) -> str:
         dist_utils.shutdown()
 
 
-__all__ = ["TrainOptions", "Trainer", "train", "render_grid"]
+__all__ = ["TrainOptions", "Trainer", "train", "render_grid", "keep_freed_memory_for_reuse"]

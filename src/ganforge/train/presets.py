@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganforge.errors import UsageError
+from ganforge.train.distributed import split_batch
 from ganforge.train.loss import PL_INTERVAL, PL_WEIGHT, R1_INTERVAL, STYLE_MIXING_PROB
 
 
@@ -182,13 +183,7 @@ def resolve(name: str, resolution: int, img_channels: int, c_dim: int, gpus: int
     if batch is None and batch_gpu is None:
         batch_gpu = max(mb // ref_gpus, 1)      # NVIDIA: the preset's per-GPU batch; accumulate to `mb`
         batch_gpu = min(batch_gpu, total // gpus) if total >= gpus else batch_gpu
-    if total < 1 or total % gpus != 0:
-        raise UsageError(f"--batch {total} must be a positive multiple of the number of GPUs ({gpus})")
-    per_gpu = total // gpus
-    if batch_gpu is None:
-        batch_gpu = per_gpu
-    if batch_gpu < 1 or per_gpu % batch_gpu != 0:
-        raise UsageError(f"--batch-gpu {batch_gpu} must divide the per-GPU batch {per_gpu} (--batch / --gpus)")
+    per_gpu, batch_gpu = split_batch(total, gpus, batch_gpu)
     mbstd = mbstd_group if mbstd_group is not None else mbstd
     mbstd = min(mbstd, batch_gpu)
     if batch_gpu % mbstd != 0:

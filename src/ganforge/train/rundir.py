@@ -22,6 +22,7 @@ import re
 import shutil
 from typing import Any
 
+import numpy as np
 import torch
 
 from ganforge.errors import FormatError, UsageError
@@ -180,6 +181,78 @@ def clean_staging(run_dir: str) -> None:
                     pass
 
 
+# -- the images of a run ---------------------------------------------------------------------------
+
+GRID_ROWS_MAX = 16  # snapshot grids: one row per class for the first 16 classes
+
+
+def grid_cols(resolution: int) -> int:
+    """Columns of a run's image grids (reals.png, fakes*.png): 8, or 4 above 256 px (NVIDIA's grids
+    are sized in pixels; ours keep a snapshot PNG small)."""
+    return 8 if resolution <= 256 else 4
+
+
+def grid_spec(G) -> tuple[list[int], torch.Tensor]:
+    """Fixed seeds and labels of the snapshot grid: one row per class (first 16), seeds 0..cols-1 in
+    every row, or a cols x cols grid of seeds for an unconditional G. -> seeds, c [n, c_dim]"""
+    cols = grid_cols(G.img_resolution)
+    if G.c_dim > 0:
+        rows = min(G.c_dim, GRID_ROWS_MAX)
+        seeds = list(range(cols)) * rows
+        c = torch.zeros([rows * cols, G.c_dim])
+        for r in range(rows):
+            c[r * cols:(r + 1) * cols, r] = 1
+    else:
+        seeds = list(range(cols * cols))
+        c = torch.zeros([cols * cols, 0])
+    return seeds, c
+
+
+@torch.no_grad()
+def render_grid(G, path: str, batch: int = 32) -> None:
+    """The snapshot grid of G (grid_spec; noise_mode const) written atomically as a PNG."""
+    from ganforge.models.latents import to_uint8, z_from_seeds
+    from ganforge.synthesis.images import make_grid
+
+    seeds, c = grid_spec(G)
+    device = next(G.parameters()).device
+    z = z_from_seeds(seeds, G.z_dim)
+    imgs = []
+    for i in range(0, len(seeds), batch):
+        imgs.append(to_uint8(G(z[i:i + batch].to(device), c[i:i + batch].to(device), noise_mode="const")).cpu())
+    save_png(make_grid(torch.cat(imgs), cols=grid_cols(G.img_resolution)), path)
+
+
+def save_png(arr, path: str) -> None:
+    """uint8 [H, W] or [H, W, C] -> PNG at path, atomically."""
+    from ganforge.synthesis.images import encode_png
+
+    atomic_write_bytes(path, encode_png(arr))
+
+
+def save_reals(ds, path: str) -> None:
+    """reals.png: the first images of each class (one row per class, first 16) for a dataset with class
+    labels, else a fixed random pick (RandomState(0)) of cols x cols images."""
+    from ganforge.synthesis.images import make_grid
+
+    cols = grid_cols(ds.resolution)
+    idx = []
+    if ds.has_labels and ds.label_dim > 0 and ds.get_class(0) is not None:
+        rows = min(ds.label_dim, GRID_ROWS_MAX)
+        picked: dict[int, list[int]] = {r: [] for r in range(rows)}
+        for i in range(len(ds)):
+            k = ds.get_class(i)
+            if k is not None and k < rows and len(picked[k]) < cols:
+                picked[k].append(i)
+            if all(len(v) == cols for v in picked.values()):
+                break
+        idx = [i for r in range(rows) for i in picked[r]]
+    if not idx:  # no labels, or labels that are not classes (vectors)
+        idx = np.random.RandomState(0).permutation(len(ds))[:cols * cols].tolist()
+    save_png(make_grid(np.stack([ds[i][0] for i in idx]), cols=cols), path)
+
+
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_line", "snapshot_name", "next_run_dir",
            "is_run_dir", "latest_snapshot", "read_options", "write_options", "write_snapshot", "read_training_state",
-           "clean_staging", "OPTIONS_NAME", "STATE_NAME", "LATEST_NAME"]
+           "clean_staging", "grid_cols", "grid_spec", "render_grid", "save_png", "save_reals", "OPTIONS_NAME",
+           "STATE_NAME", "LATEST_NAME"]
