@@ -26,7 +26,7 @@ over one lazy cycle, each variant alone in a fresh process.
 the workers for one round in turn), so that each runs with the allocator settings it ships with:
 ganforge's trainer tunes glibc malloc (keep_freed_memory_for_reuse), NVIDIA's loop runs with glibc's
 defaults. Without it all variants share this process and ganforge's tuning (or, with
-GANFORGE_KEEP_FREED_MEMORY=0, glibc's defaults).
+--glibc-defaults, glibc's defaults).
 
 Other shapes train on a synthetic dataset of that shape, e.g. the issue's GPU comparison (config F at
 256x256, NVIDIA's --cfg stylegan2 with mixed precision on the last 4 resolutions, batch 32 on one GPU;
@@ -122,7 +122,7 @@ def make_ganforge(args):
     data = bundled_path("fashion-mnist") if bundled else _synthetic_dataset(args, os.path.join(tmp, "data"))
     opts = TrainOptions(data=data, run_dir=os.path.join(tmp, "run"), cfg=args.cfg, cond=args.classes > 0,
                         batch=args.batch, batch_gpu=args.batch, workers=0, threads=args.threads, kimg=1e9,
-                        device=args.device,
+                        device=args.device, keep_freed_memory=not args.glibc_defaults,
                         aug="noaug")  # NVIDIA's variants below run without an augmentation pipe, too
     T = Trainer(opts)
 
@@ -383,6 +383,8 @@ def main():
                    help="checkout of NVlabs/stylegan2-ada-pytorch (skipped when absent)")
     p.add_argument("--variants", default="ganforge,ganforge-naive,nvidia")
     p.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-memory processes")
+    p.add_argument("--glibc-defaults", action="store_true",
+                   help="leave glibc's malloc at its defaults for every variant (ganforge's CLI tunes it)")
     p.add_argument("--as-shipped", action="store_true",
                    help="each variant in its own process, with the allocator settings it ships with")
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -408,9 +410,9 @@ def main():
         rounds = rounds_as_shipped(args, variants)
         tuned = "as shipped (ganforge tuned, others glibc defaults)"
     else:
-        # ganforge's trainer tunes glibc malloc for the whole process (see keep_freed_memory_for_reuse), so
-        # every variant here runs with it; GANFORGE_KEEP_FREED_MEMORY=0 runs all of them with glibc's defaults.
-        tuned = keep_freed_memory_for_reuse()
+        # ganforge's CLI trainer tunes glibc malloc for the whole process (see keep_freed_memory_for_reuse),
+        # so every variant here runs with it; --glibc-defaults runs all of them with glibc's defaults.
+        tuned = False if args.glibc_defaults else keep_freed_memory_for_reuse()
         fns = {v: make_variant(args, v) for v in variants}
         imgs, lbl = _real_batches(args, 1)
         for v, fn in fns.items():
