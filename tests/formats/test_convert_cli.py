@@ -71,3 +71,23 @@ def test_onnx_export_matches_pytorch(tmp_path, capsys):
     img = sess.run(["img"], {"z": z, "c": c})[0]
     assert img.shape == (6, 3, 16, 16)
     assert np.abs(img - np.concatenate([ref["img_psi0.5"]] * 3)).max() <= 1e-4
+
+
+def test_onnx_export_states_its_torch_floor(monkeypatch, tmp_path):
+    import torch
+
+    from ganforge.errors import UsageError
+    from ganforge.formats import onnx_export
+
+    monkeypatch.setattr(torch, "__version__", "2.5.1+cpu")
+    with pytest.raises(UsageError, match=r"ONNX export needs torch >= 2.6"):
+        onnx_export.export_onnx(torch.nn.Identity(), tmp_path / "g.onnx")
+
+
+def test_declared_torch_floor_is_the_one_the_code_needs():
+    # Fused Adam on the CPU (train/optim.py) appeared in torch 2.4: the package may not claim less.
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert re.search(r'"torch>=2\.4"', text), "pyproject.toml must require torch>=2.4"

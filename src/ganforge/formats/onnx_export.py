@@ -61,9 +61,16 @@ def _quiet():
             lg.setLevel(level)
 
 
+ONNX_TORCH_FLOOR = (2, 6)
+
+
 def export_onnx(G: nn.Module, path: str | os.PathLike, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None) -> None:
-    """Write `G` (mapping + synthesis, const noise, fixed psi) as an ONNX graph with a dynamic batch."""
+    """Write `G` (mapping + synthesis, const noise, fixed psi) as an ONNX graph with a dynamic batch.
+    Needs torch >= 2.6 (the torch.export-based exporter, torch.onnx.export(dynamo=True))."""
+    if tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < ONNX_TORCH_FLOOR:
+        raise UsageError(f"ONNX export needs torch >= {'.'.join(map(str, ONNX_TORCH_FLOOR))} (its torch.export-based "
+                         f"exporter); this is torch {torch.__version__}: pip install -U torch")
     try:
         import onnx  # noqa: F401  (torch.onnx needs both to write the file)
         import onnxscript  # noqa: F401
