@@ -107,16 +107,60 @@ def test_each_torgb_shares_w_with_next_conv0():
 
 
 def test_style_mixing_layers_come_from_second_w():
+    # Style mixing (StyleGAN §3.1): w_mix[:, l] = w1[:, l] for l < cutoff and w2[:, l] for l >= cutoff, and each
+    # synthesis layer reads only its own w, so the image of w_mix depends on w2 only through layers >= cutoff.
     from ganforge.synthesis.mixing import mix_at, mix_styles
 
     G = tiny_G(res=16).eval()
-    wa = G.mapping(torch.randn(1, 16), None)
-    wb = G.mapping(torch.randn(1, 16), None)
-    mixed = mix_at([wa, wb], [3])
-    assert torch.equal(mixed[:, :3], wa[:, :3]) and torch.equal(mixed[:, 3:], wb[:, 3:])
-    assert torch.equal(mix_styles(wa, wb, [0, 1]), mix_at([wb, wa], [2]))
-    img = G.synthesis(mixed, noise_mode="const")
-    assert img.shape == (1, 3, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(2, 16, generator=g), torch.randn(2, 16, generator=g)
+    ws1, ws2 = G.mapping(z1, None), G.mapping(z2, None)
+    assert G.num_ws == 6
+    for cutoff in (1, 3, 5):
+        mixed = mix_at([ws1, ws2], [cutoff])
+        for layer in range(G.num_ws):
+            assert torch.equal(mixed[:, layer], (ws1 if layer < cutoff else ws2)[:, layer]), (cutoff, layer)
+        assert torch.equal(mix_styles(ws1, ws2, range(cutoff, G.num_ws)), mixed)  # the figure's form
+        img = G.synthesis(mixed, noise_mode="const")
+        assert not torch.allclose(img, G.synthesis(ws1, noise_mode="const"), atol=1e-3)
+        assert not torch.allclose(img, G.synthesis(ws2, noise_mode="const"), atol=1e-3)
+        # w2's layers below the cutoff do not reach the image; its layers at and above it do.
+        ws2_low = ws2.clone()
+        ws2_low[:, :cutoff] += torch.randn(2, cutoff, 16, generator=g)
+        assert torch.equal(G.synthesis(mix_at([ws1, ws2_low], [cutoff]), noise_mode="const"), img)
+        ws2_high = ws2.clone()
+        ws2_high[:, cutoff] += torch.randn(2, 16, generator=g)
+        assert not torch.allclose(G.synthesis(mix_at([ws1, ws2_high], [cutoff]), noise_mode="const"), img, atol=1e-3)
+    assert torch.equal(mix_at([ws1, ws2], [0]), ws2) and torch.equal(mix_at([ws1, ws2], [G.num_ws]), ws1)
+    three = mix_at([ws1, ws2, ws1.flip(0)], [2, 4])
+    assert torch.equal(three[:, :2], ws1[:, :2]) and torch.equal(three[:, 2:4], ws2[:, 2:4])
+    assert torch.equal(three[:, 4:], ws1.flip(0)[:, 4:])
+    assert torch.equal(mix_styles(ws1, ws2, [0, 4]), torch.stack([ws2[:, 0], ws1[:, 1], ws1[:, 2], ws1[:, 3],
+                                                                 ws2[:, 4], ws1[:, 5]], dim=1))
+
+
+def test_style_mixing_figure_cells_are_synthesis_of_the_mixed_ws(tmp_path):
+    # ganforge.synthesis.mixing.style_mixing_figure (what `ganforge mix` runs): cell (r, c) is the row seed's
+    # w with the `styles` layers taken from the column seed; here styles = cutoff.. so that the cell is
+    # ws(r) below the cutoff and ws(c) from it on.
+    from PIL import Image
+
+    from ganforge.models.latents import to_uint8
+    from ganforge.synthesis.mixing import style_mixing_figure
+
+    G = tiny_G(res=16).eval()
+    cutoff = 2
+    out = style_mixing_figure(G, str(tmp_path), [5, 9], [11], list(range(cutoff, G.num_ws)))
+    with torch.no_grad():
+        ws = {s: G.mapping(z_from_seeds([s], 16), None) for s in (5, 9, 11)}
+        for r in (5, 9):
+            mixed = torch.cat([ws[r][:, :cutoff], ws[11][:, cutoff:]], dim=1)
+            ref = to_uint8(G.synthesis(mixed, noise_mode="const"))[0].permute(1, 2, 0).numpy().astype(int)
+            cell = np.asarray(Image.open(tmp_path / f"{r}-11.png")).astype(int)
+            assert np.abs(cell - ref).max() <= 1, r
+            unmixed = to_uint8(G.synthesis(ws[r], noise_mode="const"))[0].permute(1, 2, 0).numpy().astype(int)
+            assert np.abs(cell - unmixed).max() > 8  # the mixing changed the image
+    assert out["grid"] == str(tmp_path / "grid.png")
 
 
 def test_conditional_networks_need_labels():
@@ -125,11 +169,30 @@ def test_conditional_networks_need_labels():
     assert G(torch.randn(2, 16), c).shape == (2, 3, 16, 16)
     with pytest.raises(ValueError, match="conditional"):
         G(torch.randn(2, 16), None)
+    z = torch.randn(2, 16)
+    assert ((G(z, c, noise_mode="const") - G(z, c.flip(0), noise_mode="const")).abs().amax(dim=(1, 2, 3)) > 1e-2).all()
     D = tiny_D(c_dim=4)
-    out = D(torch.randn(2, 3, 16, 16), c)
-    assert out.shape == (2, 1)
-    # Projection discriminator: the logit depends on the label.
-    assert not torch.allclose(out, D(torch.randn(2, 3, 16, 16) * 0 + 0, torch.eye(4)[[2, 3]]))
+    assert D(torch.randn(2, 3, 16, 16), c).shape == (2, 1)
+
+
+def test_projection_discriminator_uses_the_label():
+    # Projection discriminator (Miyato & Koyama 2018; NVIDIA's epilogue): logit = <phi(x), cmap(c)> / sqrt(cmap_dim),
+    # phi(x) = b4.out's output [N, cmap_dim], cmap(c) = D.mapping(c) [N, cmap_dim]. Change one input at a time.
+    D = tiny_D(c_dim=4).eval()
+    img = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    c_a, c_b = torch.eye(4)[[0, 1]], torch.eye(4)[[2, 3]]
+    feats, cmaps = [], []
+    D.b4.out.register_forward_hook(lambda m, i, o: feats.append(o.detach()))
+    D.mapping.register_forward_hook(lambda m, i, o: cmaps.append(o.detach()))
+    with torch.no_grad():
+        a, a_again, b = D(img, c_a), D(img, c_a), D(img, c_b)
+    assert torch.equal(a, a_again)                       # same images, same labels: same logits
+    assert ((a - b).abs() > 1e-3).all(), (a, b)           # same images, other labels: every logit moves
+    assert torch.equal(feats[0], feats[2])               # ... and only through cmap: phi(x) ignores c
+    assert not torch.allclose(cmaps[0], cmaps[2])
+    for logit, phi, cmap in ((a, feats[0], cmaps[0]), (b, feats[2], cmaps[2])):
+        assert phi.shape == cmap.shape == (2, D.cmap_dim)
+        assert torch.allclose(logit, (phi * cmap).sum(1, keepdim=True) / D.cmap_dim ** 0.5, atol=1e-6)
 
 
 def test_seeds_give_numpy_randomstate_latents():
@@ -138,10 +201,24 @@ def test_seeds_give_numpy_randomstate_latents():
 
 
 def test_sample_is_deterministic_uint8():
+    # G.sample(seeds) = uint8(synthesis(w_avg + psi (mapping(z(seed), one_hot(class)) - w_avg), const noise)), with
+    # z = RandomState(seed).randn(z_dim) and NVIDIA's uint8 rounding clamp(x * 127.5 + 128), written out here.
     G = tiny_G(c_dim=3).eval()
+    G.mapping.w_avg.copy_(torch.randn(16, generator=torch.Generator().manual_seed(3)))
     a = G.sample([1, 2, 3], class_idx=2, truncation_psi=0.7)
     assert a.dtype == torch.uint8 and a.shape == (3, 3, 16, 16)
     assert torch.equal(a, G.sample([1, 2, 3], class_idx=2, truncation_psi=0.7, batch_size=2))
+    z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(16) for s in (1, 2, 3)])).float()
+    with torch.no_grad():
+        w = G.mapping(z, torch.tensor([[0.0, 0.0, 1.0]]).repeat(3, 1))
+        w = G.mapping.w_avg + 0.7 * (w - G.mapping.w_avg)
+        x = G.synthesis(w, noise_mode="const")
+    ref = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    diff = (a.int() - ref.int()).abs()
+    assert diff.max() <= 1 and diff.eq(0).float().mean() > 0.99  # 1 level: float rounding at .5 boundaries only
+    for other in (G.sample([1, 2, 3], class_idx=1, truncation_psi=0.7), G.sample([1, 2, 3], class_idx=2),
+                  G.sample([2, 3, 4], class_idx=2, truncation_psi=0.7)):
+        assert ((other.int() - a.int()).abs().amax(dim=(1, 2, 3)) > 8).all()  # class, psi and seed all matter
 
 
 def test_freeze_d_turns_first_layers_into_buffers():
@@ -165,9 +242,9 @@ def test_mapping_network_defaults_are_the_papers():
 
 
 def test_noise_source_supplies_the_random_noise_of_every_layer():
-    # Inside noise_source(fn), noise_mode='random' takes each layer's [N, 1, res, res] noise from fn:
+    # synthesis(ws, noise=fn): noise_mode='random' takes each layer's [N, 1, res, res] noise from fn:
     # the output is then a function of fn's noise only (the global RNG no longer matters).
-    from ganforge.models.stylegan2 import SynthesisLayer, noise_source
+    from ganforge.models.stylegan2 import SynthesisLayer
 
     G = tiny_G(res=16)
     for m in G.synthesis.modules():
@@ -184,26 +261,25 @@ def test_noise_source_supplies_the_random_noise_of_every_layer():
     outs = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        with noise_source(fn):
-            outs.append(G.synthesis(ws, noise_mode="random"))
+        outs.append(G.synthesis(ws, noise_mode="random", noise=fn))
     assert torch.equal(outs[0], outs[1])
     assert {c[2] for c in calls} == {4, 8, 16} and all(c[1] == 3 for c in calls)
     torch.manual_seed(1)
-    assert not torch.allclose(G.synthesis(ws, noise_mode="random"), outs[0])  # outside: the global RNG
+    assert not torch.allclose(G.synthesis(ws, noise_mode="random"), outs[0])  # without: the global RNG
+    assert torch.equal(G.synthesis(ws, noise_mode="const", noise=fn), G.synthesis(ws, noise_mode="const"))
 
 
 @pytest.mark.parametrize("arch", ["skip", "resnet", "orig"])
-def test_channels_last_cpu_layout_changes_no_value_or_gradient(arch, monkeypatch):
-    # On a CPU the feature maps run channels_last (ganforge.nn.resample.CPU_CHANNELS_LAST); G's image, D's
+def test_channels_last_cpu_layout_changes_no_value_or_gradient(arch):
+    # On a CPU the feature maps run channels_last (G/D.set_channels_last); G's image, D's
     # logits, the path-length gradient w.r.t. w and the R1 gradient w.r.t. the image, and the parameter
     # gradients through both (second order) equal the NCHW run's to float32 rounding.
-    from ganforge.nn import resample
-
     z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
     runs = []
     for channels_last in (False, True):
-        monkeypatch.setattr(resample, "CPU_CHANNELS_LAST", channels_last)
         G, D = tiny_G(res=16, img_channels=3, architecture=arch), tiny_D(res=16, img_channels=3, architecture=arch)
+        G.set_channels_last(channels_last)
+        D.set_channels_last(channels_last)
         layouts = []
         G.synthesis.b8.register_forward_hook(lambda m, i, o: layouts.append(o[0].is_contiguous()))
         D.b8.register_forward_hook(lambda m, i, o: layouts.append(o[0].is_contiguous()))

@@ -156,15 +156,15 @@ def test_filter_taps_cache_follows_in_place_changes():
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("cin", [1, 3, 4])
-def test_image_1x1_conv_as_matmul_equals_conv2d_to_second_order(cin, channels_last, monkeypatch):
+def test_image_1x1_conv_as_matmul_equals_conv2d_to_second_order(cin, channels_last):
     # conv2d_resample runs 1x1 convolutions from images (fromRGB) as one matmul, whose result is laid out
-    # channels_last or NCHW as the CPU layout preference says.
-    from ganforge.nn import resample
+    # channels_last or NCHW as the layout setting says (None, auto: channels_last on a CPU).
     from ganforge.nn.resample import conv2d_resample
 
-    monkeypatch.setattr(resample, "CPU_CHANNELS_LAST", channels_last)
-    y = conv2d_resample(torch.randn(2, cin, 5, 6), torch.randn(7, cin, 1, 1))
-    assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    for setting in (channels_last, None):
+        y = conv2d_resample(torch.randn(2, cin, 5, 6), torch.randn(7, cin, 1, 1), channels_last=setting)
+        expect_cl = True if setting is None else setting
+        assert y.is_contiguous(memory_format=torch.channels_last if expect_cl else torch.contiguous_format)
     torch.manual_seed(cin)
     x0 = torch.randn(2, cin, 5, 6, dtype=torch.float64)
     w = torch.randn(7, cin, 1, 1, dtype=torch.float64, requires_grad=True)
@@ -177,3 +177,90 @@ def test_image_1x1_conv_as_matmul_equals_conv2d_to_second_order(cin, channels_la
         results.append([y, gx, *torch.autograd.grad(gx.square().sum(), [x, w, b])])
     for a, r in zip(*results):
         assert a.shape == r.shape and torch.allclose(a, r, atol=1e-10)
+
+
+def _every_fir_path(x, f):
+    """One call of each way the filter reaches the FIR: shift-add / depthwise (up=1), zero insertion (up=2),
+    decimation, and the conv + FIR pairs of conv2d_resample (forward and backward)."""
+    xg = x.clone().requires_grad_(True)
+    w = torch.randn(3, x.shape[1], 3, 3, generator=torch.Generator().manual_seed(0))
+    outs = [upfirdn2d(x, f, padding=1), upsample2d(x, f), downsample2d(x, f),
+            conv2d_resample(xg, w, f, up=2), conv2d_resample(xg, w, f, down=2)]
+    sum(o.square().sum() for o in outs[3:]).backward()
+    return outs
+
+
+def test_fir_taps_are_derived_once_per_filter_and_version(monkeypatch):
+    # On CUDA, deriving the separable taps reads the filter's values on the host (a device sync): it must
+    # happen once per filter tensor, on a host copy, not on every resampling call (the zero-insertion path
+    # used to split the device filter on every upsample), and again after an in-place change.
+    from ganforge.nn import resample
+
+    seen = []
+    real = resample._separable_taps
+
+    def counting(f):
+        seen.append(f.device.type)
+        return real(f)
+
+    monkeypatch.setattr(resample, "_separable_taps", counting)
+    x = torch.randn(2, 4, 8, 8)
+    f = setup_filter([1, 3, 3, 1])
+    first = _every_fir_path(x, f)
+    for _ in range(5):
+        _every_fir_path(x, f)
+    assert seen == ["cpu"]
+    f.mul_(2)  # in place: a new version, new taps
+    again = _every_fir_path(x, f)
+    assert seen == ["cpu", "cpu"]
+    for a, b in zip(first[:3], again[:3]):
+        assert torch.allclose(b, 2 * a, rtol=1e-5, atol=1e-6)
+
+
+def test_fir_builds_no_host_tensor_per_call_in_steady_state(monkeypatch):
+    # The taps' device tensors are cached per (taps, dtype, device): after a first call of every path no FIR
+    # call builds a tensor from host data (on CUDA each was a synchronous host-to-device copy).
+    from ganforge.nn import resample
+
+    x = torch.randn(2, 4, 8, 8)
+    f = setup_filter([1, 3, 3, 1])
+    ref = _every_fir_path(x, f)
+    built = []
+    real = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: built.append(a) or real(*a, **k))
+    for _ in range(3):
+        outs = _every_fir_path(x, f)
+    assert built == []
+    for a, b in zip(ref, outs):
+        assert torch.equal(a, b)
+
+
+def test_fir_tap_tensor_cached_under_inference_mode_serves_autograd_later(monkeypatch):
+    # A kernel first built under torch.inference_mode must still be usable (saved for backward) in training.
+    from ganforge.nn import resample
+
+    monkeypatch.setattr(resample, "_DEVICE_TAPS", {})
+    x = torch.randn(2, 4, 8, 8)
+    f = setup_filter([1, 3, 3, 1])
+    with torch.inference_mode():
+        ref = [upfirdn2d(x, f, padding=1), upsample2d(x, f), downsample2d(x, f)]
+    xg = x.clone().requires_grad_(True)
+    out = [upfirdn2d(xg, f, padding=1), upsample2d(xg, f), downsample2d(xg, f)]
+    (gx,) = torch.autograd.grad(sum(o.square().sum() for o in out), xg, create_graph=True)
+    gx.square().sum().backward()
+    for a, b in zip(ref, out):
+        assert torch.allclose(a, b.detach(), atol=1e-6)
+
+
+def test_filter_taps_memo_is_not_carried_stale_by_a_deep_copy():
+    # Tensor.__deepcopy__ copies the tensor's __dict__ (where the taps memo lives) and restarts the version
+    # counter: a copy of a filter changed after its taps were memoised must not be served the old taps.
+    import copy
+
+    x = torch.randn(1, 2, 8, 8)
+    f = setup_filter([1, 3, 3, 1])
+    f.mul_(1)
+    a = upfirdn2d(x, f, padding=1)
+    f.mul_(2)
+    g = copy.deepcopy(f)
+    assert torch.allclose(upfirdn2d(x, g, padding=1), 2 * a, atol=1e-6)

@@ -133,6 +133,19 @@ def read_config(path: str) -> dict[str, Any]:
     return cfg
 
 
+# Layout switches that earlier ganforge StyleGAN2 constructors accepted (and ignored); the memory layout is
+# now a run-time setting (Generator.set_channels_last), so configs that recorded them drop them on load.
+_LEGACY_LAYOUT_KWARGS = ("fp16_channels_last", "channels_last")
+
+
+def _without_legacy_layout_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in kwargs.items() if k not in _LEGACY_LAYOUT_KWARGS}
+    for sub in ("synthesis_kwargs", "block_kwargs", "epilogue_kwargs"):
+        if isinstance(out.get(sub), dict):
+            out[sub] = {k: v for k, v in out[sub].items() if k not in _LEGACY_LAYOUT_KWARGS}
+    return out
+
+
 def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
     path = os.fspath(path)
     cfg = read_config(path)
@@ -152,6 +165,8 @@ def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
         kwargs = cfg["D_kwargs"] if role == "D" else cfg["G_kwargs"]
         if kwargs is None:
             raise FormatError(f"{path}: weights for {role} but no constructor arguments in config.json")
+        if arch == "stylegan2":
+            kwargs = _without_legacy_layout_kwargs(kwargs)
         net = build(arch, "D" if role == "D" else "G", kwargs)
         try:
             net.load_state_dict(state, strict=True)

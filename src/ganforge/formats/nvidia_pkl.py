@@ -92,7 +92,8 @@ def _child(obj: PersistentObject, *path: str) -> PersistentObject | None:
 
 G_KEYS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
 # Arguments NVIDIA's code accepts that only steer run-time speed; they do not change the weights or the math.
-_RUNTIME_ONLY = ("fused_modconv_default", "fp16_channels_last")
+# (ganforge's memory layout is a run-time setting, set_channels_last, not a constructor argument.)
+_RUNTIME_ONLY = ("fused_modconv_default", "fp16_channels_last", "channels_last")
 
 
 def generator_kwargs(obj: PersistentObject) -> dict:
@@ -252,12 +253,17 @@ _MODULE_DICTS = ("_backward_pre_hooks", "_backward_hooks", "_forward_hooks", "_f
                  "_load_state_dict_post_hooks")
 
 
+_ALWAYS_DERIVED = ("channels_last",)  # same name in ganforge's modules, another meaning (a run-time setting)
+
+
 def _derived_attr(module: nn.Module, cls: str, name: str, parent: nn.Module | None) -> Any:
     """Attributes NVIDIA keeps that ganforge's modules do not store under the same name."""
     if name == "w_dim" and cls == "SynthesisBlock":
         return int(module.conv1.affine.weight.shape[1])
     if name == "channels_last":
-        return False  # a speed switch; the weights and the math are the same either way
+        # NVIDIA's blocks store use_fp16 and fp16_channels_last, False with its constructors' defaults (which
+        # the written init_kwargs leave in force). ganforge's run-time layout setting is not exported.
+        return False
     if name == "first_layer_idx" and cls == "DiscriminatorBlock" and parent is not None:
         idx = 0
         for res in parent.block_resolutions:
@@ -299,7 +305,8 @@ def _record(module: nn.Module, module_src: str, parent: nn.Module | None = None,
     state["_modules"] = {name: (None if child is None else _record(child, module_src, module))
                          for name, child in module._modules.items()}
     for name in NVIDIA_ATTRS[cls]:
-        value = module.__dict__[name] if name in module.__dict__ else _derived_attr(module, cls, name, parent)
+        value = (module.__dict__[name] if name in module.__dict__ and name not in _ALWAYS_DERIVED
+                 else _derived_attr(module, cls, name, parent))
         value = _number(value)
         if name in ("bias_gain", "act_gain") and value == 1:
             value = 1  # NVIDIA's default gains are the int 1 (lr_multiplier=1, def_gain of 'linear')

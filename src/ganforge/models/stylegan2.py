@@ -10,11 +10,9 @@ Shapes: z [N, z_dim], c [N, c_dim], ws [N, num_ws, w_dim], img [N, img_channels,
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import threading
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,27 +22,18 @@ from ganforge.nn.activation import bias_act, get_activation
 from ganforge.nn.layers import Conv2dLayer, FullyConnectedLayer, normalize_2nd_moment
 from ganforge.nn.mbstd import MinibatchStdLayer
 from ganforge.nn.modconv import modulated_conv2d, modulated_conv2d_bias_act
-from ganforge.nn.resample import downsample2d, setup_filter, to_preferred_layout, upsample2d
+from ganforge.nn.resample import (ChannelsLast, downsample2d, set_channels_last, setup_filter, to_preferred_layout,
+                                  upsample2d)
 
 MAPPING_LR_MULTIPLIER = 0.01  # mapping network learns 100x slower (StyleGAN §C, kept in StyleGAN2)
 W_AVG_BETA = 0.995            # decay of the tracked average w used by truncation
 NOISE_MODES = ("random", "const", "none")
 
-_noise_state = threading.local()
-
-
-@contextlib.contextmanager
-def noise_source(fn):
-    """Within this context (this thread), every SynthesisLayer with noise_mode='random' takes its
-    per-pixel noise n ~ N(0, 1), shape [batch, 1, res, res], from fn(layer, batch, res, device)
-    instead of the global RNG. Training uses it so that a sample's noise depends on its index in
-    the global batch, not on how the batch is split over processes."""
-    prev = getattr(_noise_state, "fn", None)
-    _noise_state.fn = fn
-    try:
-        yield
-    finally:
-        _noise_state.fn = prev
+# A noise source: source(layer, batch, res, device) -> n ~ N(0, 1) of shape [batch, 1, res, res], the
+# per-pixel noise of one SynthesisLayer with noise_mode='random' (instead of the global RNG). Training
+# passes one so that a sample's noise depends on its index in the global batch, not on how the batch is
+# split over processes.
+NoiseSource = Callable[[nn.Module, int, int, torch.device], torch.Tensor]
 ARCHITECTURES = ("orig", "skip", "resnet")
 
 
@@ -146,8 +135,7 @@ class SynthesisLayer(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, kernel_size: int = 3,
                  up: int = 1, use_noise: bool = True, activation: str = "lrelu",
-                 resample_filter: Sequence[float] = (1, 3, 3, 1), conv_clamp: float | None = None,
-                 channels_last: bool = False):
+                 resample_filter: Sequence[float] = (1, 3, 3, 1), conv_clamp: float | None = None):
         super().__init__()
         self.resolution = resolution
         self.up = up
@@ -165,13 +153,12 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = False,
-                gain: float = 1.0) -> torch.Tensor:
+                gain: float = 1.0, noise: NoiseSource | None = None) -> torch.Tensor:
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         styles = self.affine(w)
-        noise = None
+        source, noise = noise, None
         if self.use_noise and noise_mode == "random":
-            source = getattr(_noise_state, "fn", None)
             shape = [x.shape[0], 1, self.resolution, self.resolution]
             noise = (source(self, x.shape[0], self.resolution, x.device) if source is not None
                      else torch.randn(shape, device=x.device))
@@ -189,7 +176,7 @@ class ToRGBLayer(nn.Module):
     """Modulated 1x1 conv to image channels, without demodulation: y = conv(x * s / sqrt(in), W) + b."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1,
-                 conv_clamp: float | None = None, channels_last: bool = False):
+                 conv_clamp: float | None = None):
         super().__init__()
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
@@ -214,8 +201,7 @@ class SynthesisBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  is_last: bool, architecture: str = "skip", resample_filter: Sequence[float] = (1, 3, 3, 1),
-                 conv_clamp: float | None = None, use_fp16: bool = False, fp16_channels_last: bool = False,
-                 **layer_kwargs: Any):
+                 conv_clamp: float | None = None, use_fp16: bool = False, **layer_kwargs: Any):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         super().__init__()
@@ -225,7 +211,7 @@ class SynthesisBlock(nn.Module):
         self.is_last = is_last
         self.architecture = architecture
         self.use_fp16 = use_fp16
-        self.channels_last = use_fp16 and fp16_channels_last
+        self.channels_last: ChannelsLast = None  # run-time layout setting (set_channels_last); None: auto
         self.num_conv = 0
         self.num_torgb = 0
         self.register_buffer("resample_filter", setup_filter(resample_filter))
@@ -246,7 +232,8 @@ class SynthesisBlock(nn.Module):
                                     resample_filter=resample_filter)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str = "random",
-                force_fp32: bool = False, fused_modconv: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                force_fp32: bool = False, fused_modconv: bool | None = None,
+                noise: NoiseSource | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         w_iter = iter(ws.unbind(dim=1))
         dtype = torch.float16 if _use_fp16(ws.device, self.use_fp16, force_fp32) else torch.float32
         if fused_modconv is None:
@@ -256,8 +243,8 @@ class SynthesisBlock(nn.Module):
             x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
             x = x.to(dtype)
-        x = to_preferred_layout(x)
-        kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
+        x = to_preferred_layout(x, self.channels_last)
+        kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, noise=noise)
         if self.in_channels == 0:
             x = self.conv1(x, next(w_iter), **kw)
         elif self.architecture == "resnet":
@@ -287,6 +274,7 @@ class SynthesisNetwork(nn.Module):
         self.img_resolution_log2 = _resolution_log2(img_resolution)
         self.img_channels = img_channels
         self.num_fp16_res = num_fp16_res
+        self.channels_last: ChannelsLast = None
         self.block_resolutions = [2 ** i for i in range(2, self.img_resolution_log2 + 1)]
         channels = {res: channels_for(res, channel_base, channel_max) for res in self.block_resolutions}
         fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
@@ -308,15 +296,24 @@ class SynthesisNetwork(nn.Module):
             w_idx += block.num_conv
         return out
 
+    def set_channels_last(self, value: ChannelsLast) -> "SynthesisNetwork":
+        """The memory layout of this network's feature maps, a run-time setting (not saved, not a
+        constructor argument): None = auto (channels_last on a CPU, NCHW elsewhere; the default),
+        True = channels_last on every device, False = NCHW everywhere. Values agree to float rounding.
+        Returns self. The current setting is `self.channels_last`."""
+        return set_channels_last(self, value)
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
-                fused_modconv: bool | None = None) -> torch.Tensor:
+                fused_modconv: bool | None = None, noise: NoiseSource | None = None) -> torch.Tensor:
+        """ws [batch, num_ws, w_dim] -> img [batch, img_channels, R, R]. noise: a NoiseSource for the
+        per-pixel noise of noise_mode='random' (default: torch.randn on the global RNG)."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [batch, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws = ws.to(torch.float32)
         x = img = None
         for res, cur_ws in zip(self.block_resolutions, self.block_ws(ws)):
             x, img = getattr(self, f"b{res}")(x, img, cur_ws, noise_mode=noise_mode, force_fp32=force_fp32,
-                                              fused_modconv=fused_modconv)
+                                              fused_modconv=fused_modconv, noise=noise)
         return img
 
 
@@ -340,6 +337,14 @@ class Generator(nn.Module):
                                           **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+        self.channels_last: ChannelsLast = None
+
+    def set_channels_last(self, value: ChannelsLast) -> "Generator":
+        """The memory layout of this network's feature maps, a run-time setting (not saved, not a
+        constructor argument): None = auto (channels_last on a CPU, NCHW elsewhere; the default),
+        True = channels_last on every device, False = NCHW everywhere. Values agree to float rounding.
+        Returns self. The current setting is `self.channels_last`."""
+        return set_channels_last(self, value)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = None, update_emas: bool | None = None, **synthesis_kwargs: Any):
@@ -372,7 +377,7 @@ class DiscriminatorBlock(nn.Module):
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, img_channels: int,
                  first_layer_idx: int, architecture: str = "resnet", activation: str = "lrelu",
                  resample_filter: Sequence[float] = (1, 3, 3, 1), conv_clamp: float | None = None,
-                 use_fp16: bool = False, fp16_channels_last: bool = False, freeze_layers: int = 0):
+                 use_fp16: bool = False, freeze_layers: int = 0):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         super().__init__()
@@ -381,6 +386,7 @@ class DiscriminatorBlock(nn.Module):
         self.img_channels = img_channels
         self.architecture = architecture
         self.use_fp16 = use_fp16
+        self.channels_last: ChannelsLast = None  # run-time layout setting (set_channels_last); None: auto
         self.num_layers = 0
 
         def trainable() -> bool:  # Freeze-D: the first `freeze_layers` layers (from the input side) are buffers
@@ -410,7 +416,7 @@ class DiscriminatorBlock(nn.Module):
             y = self.fromrgb(img)
             x = x + y if x is not None else y
             img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
-        x = to_preferred_layout(x)
+        x = to_preferred_layout(x, self.channels_last)
         if self.architecture == "resnet":
             y = self.skip(x, gain=math.sqrt(0.5))
             x = self.conv0(x)
@@ -499,6 +505,14 @@ class Discriminator(nn.Module):
                                           **mapping_kwargs)
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, is_first=img_resolution == 4,
                                         **epilogue_kwargs, **common)
+        self.channels_last: ChannelsLast = None
+
+    def set_channels_last(self, value: ChannelsLast) -> "Discriminator":
+        """The memory layout of this network's feature maps, a run-time setting (not saved, not a
+        constructor argument): None = auto (channels_last on a CPU, NCHW elsewhere; the default),
+        True = channels_last on every device, False = NCHW everywhere. Values agree to float rounding.
+        Returns self. The current setting is `self.channels_last`."""
+        return set_channels_last(self, value)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
                 update_emas: bool = False) -> torch.Tensor:

@@ -76,18 +76,20 @@ class Conv2dLayer(nn.Module):
     weight: [out_channels, in_channels, k, k] ~ N(0, 1)
     x: [batch, in_channels, H, W] -> [batch, out_channels, H * up / down, W * up / down]
     trainable=False stores weight and bias as buffers (Freeze-D), under the same names.
+    channels_last: run-time layout setting (ganforge.nn.resample.set_channels_last; None = auto), which
+    decides the layout of a 1x1 convolution's result from an image (fromRGB); not a constructor argument.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
                  activation: str = "linear", up: int = 1, down: int = 1,
                  resample_filter: Sequence[float] = (1, 3, 3, 1), conv_clamp: float | None = None,
-                 channels_last: bool = False, trainable: bool = True):
+                 trainable: bool = True):
         super().__init__()
         self.activation = activation
         self.up = up
         self.down = down
         self.conv_clamp = conv_clamp
-        self.channels_last = channels_last
+        self.channels_last: bool | None = None  # run-time layout setting, see set_channels_last
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         self.padding = kernel_size // 2
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
@@ -114,7 +116,7 @@ class Conv2dLayer(nn.Module):
             b = self.bias * g if self.bias is not None else None
             x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
                                 padding=self.padding, flip_weight=(self.up == 1),
-                                bias=b.to(x.dtype) if b is not None else None)
+                                bias=b.to(x.dtype) if b is not None else None, channels_last=self.channels_last)
             if self.activation == "lrelu":
                 # In place on the fresh conv output (its backward keeps the result). Not on a view (the
                 # 1x1 conv from an image is a reshaped matmul): autograd would copy its base back and
@@ -125,7 +127,7 @@ class Conv2dLayer(nn.Module):
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
         x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
-                            padding=self.padding, flip_weight=(self.up == 1))
+                            padding=self.padding, flip_weight=(self.up == 1), channels_last=self.channels_last)
         return bias_act(x, b, act=self.activation, gain=g, clamp=clamp)
 
     def extra_repr(self) -> str:

@@ -10,7 +10,6 @@ Padding order everywhere is [x0, x1, y0, y1] (left, right, top, bottom), negativ
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import torch
@@ -18,27 +17,57 @@ import torch.nn.functional as F
 
 Padding = int | Sequence[int]
 
-# Feature maps of the networks on a CPU are kept channels_last (NHWC), the layout oneDNN computes in:
-# convolutions, transposed convolutions and the depthwise FIR then run without converting layouts on
-# the way in and out (CPU, batch 32, 64 channels, 32x32: transposed conv 2x, FIR 2-3x, 3x3 conv ~15%
-# faster; benchmarks/train.py measures the whole training step). GANFORGE_CHANNELS_LAST=0 keeps NCHW.
+# The memory layout of feature maps is a run-time setting of a network, not part of its architecture:
+# each layout-aware module (the StyleGAN2 blocks, Conv2dLayer) carries `channels_last`, set for a whole
+# network by set_channels_last(net, value) (G.set_channels_last / D.set_channels_last), and passes it to
+# to_preferred_layout / conv2d_resample explicitly.
+#   None  (auto, the default): channels_last on a CPU, NCHW elsewhere. On a CPU channels_last (NHWC) is
+#         the layout oneDNN computes in: convolutions, transposed convolutions and the depthwise FIR then
+#         run without converting layouts on the way in and out (CPU, batch 32, 64 channels, 32x32:
+#         transposed conv 2x, FIR 2-3x, 3x3 conv ~15% faster; benchmarks/train.py measures the step).
+#   True  channels_last on every device (on CUDA it pays with float16 / tensor cores).
+#   False NCHW everywhere.
 # The layout changes strides only, never values' meaning; results agree to float rounding.
-CPU_CHANNELS_LAST = os.environ.get("GANFORGE_CHANNELS_LAST", "1") != "0"
+ChannelsLast = bool | None
 
 
-def prefers_channels_last(x: torch.Tensor, channels: int) -> bool:
-    """Whether a feature map of `channels` channels computed from x should be channels_last: on a CPU
-    (see CPU_CHANNELS_LAST) for more than 4 channels (images stay NCHW), and not while tracing or
-    exporting, whose graphs should not carry layout changes."""
-    return (CPU_CHANNELS_LAST and x.device.type == "cpu" and channels > _PIXEL_MATMUL_MAX_IN
+def check_channels_last(value: ChannelsLast) -> ChannelsLast:
+    """value if it is a valid layout setting (True, False or None = auto), else a ValueError."""
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"channels_last must be True, False or None (auto: channels_last on CPU only), "
+                         f"got {value!r}")
+    return value
+
+
+def set_channels_last(module: torch.nn.Module, value: ChannelsLast) -> torch.nn.Module:
+    """Set the feature-map layout of every layout-aware module inside `module` (those with a
+    `channels_last` attribute); returns module. A run-time setting: not saved, not in init_kwargs."""
+    check_channels_last(value)
+    for m in module.modules():
+        if "channels_last" in vars(m):
+            m.channels_last = value
+    return module
+
+
+def prefers_channels_last(x: torch.Tensor, channels: int, channels_last: ChannelsLast = None) -> bool:
+    """Whether a feature map of `channels` channels computed from x should be channels_last: as the
+    setting says (None: on a CPU only), for more than 4 channels (images stay NCHW), and not while
+    tracing or exporting, whose graphs should not carry layout changes."""
+    if channels_last is None:
+        channels_last = x.device.type == "cpu"
+    return (channels_last and channels > _PIXEL_MATMUL_MAX_IN
             and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
 
 
-def to_preferred_layout(x: torch.Tensor) -> torch.Tensor:
-    """x [N, C, H, W] in the memory layout its device's convolutions run fastest in (see
-    prefers_channels_last); the values are unchanged, only the strides."""
-    if x.ndim == 4 and prefers_channels_last(x, x.shape[1]):
+def to_preferred_layout(x: torch.Tensor, channels_last: ChannelsLast = None) -> torch.Tensor:
+    """x [N, C, H, W] in the memory layout the setting asks for (see prefers_channels_last): converted
+    to channels_last when preferred, to NCHW when not; the values are unchanged, only the strides."""
+    if x.ndim != 4:
+        return x
+    if prefers_channels_last(x, x.shape[1], channels_last):
         return x.contiguous(memory_format=torch.channels_last)
+    if channels_last is False:
+        return x.contiguous()
     return x
 
 
@@ -93,31 +122,69 @@ def _separable_taps(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None
     return col, row
 
 
-_TAPS_CACHE: dict[tuple, tuple[tuple[float, ...], tuple[float, ...]] | None] = {}
+def _derive_1d_taps(f_cpu: torch.Tensor, flip_filter: bool) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(col, row) correlation taps of a rank-1 filter as Python floats, flipped for a true convolution
+    unless flip_filter; None if it is not separable. f_cpu: a CPU float64 copy (no device sync here)."""
+    taps = _separable_taps(f_cpu)
+    if taps is None:
+        return None
+    col, row = taps if flip_filter else (taps[0].flip(0), taps[1].flip(0))
+    return tuple(float(t) for t in col), tuple(float(t) for t in row)
 
 
 def _cached_1d_taps(f: torch.Tensor, flip_filter: bool) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """(col, row) taps of a small rank-1 filter as Python floats, flipped for a true convolution unless
-    flip_filter; None if f is not separable (or under graph capture). Cached on the filter's values."""
+    """The (col, row) taps of _derive_1d_taps for the filter tensor f, or None (not separable, or under
+    graph capture).
+
+    Derived once per filter tensor and content: the memo lives on the tensor, keyed by its identity and
+    its version counter (bumped by every in-place change; not by writes through `.data`). Only that first
+    call copies f to the host (one device sync); later calls read Python floats and touch no device.
+    """
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return None
-    memo = getattr(f, "_ganforge_taps", None)  # on the tensor object: no device sync after the first call
-    if memo is not None and memo[0] == f._version and memo[1] == flip_filter:
-        return memo[2]
-    key = (tuple(f.shape), tuple(f.detach().flatten().tolist()), flip_filter)
-    if key not in _TAPS_CACHE:
-        taps = _separable_taps(f.detach().to("cpu", torch.float64))
-        if taps is not None:
-            col, row = taps if flip_filter else (taps[0].flip(0), taps[1].flip(0))
-            taps = (tuple(float(t) for t in col), tuple(float(t) for t in row))
-        if len(_TAPS_CACHE) > 256:
-            _TAPS_CACHE.clear()
-        _TAPS_CACHE[key] = taps
     try:
-        f._ganforge_taps = (f._version, flip_filter, _TAPS_CACHE[key])
+        version = f._version
+    except RuntimeError:  # an inference-mode tensor keeps no version counter: derive every time
+        return _derive_1d_taps(f.detach().to("cpu", torch.float64), flip_filter)
+    memo = getattr(f, "_ganforge_taps", None)
+    # id(f): a deep copy of f carries a copy of the memo (Tensor.__deepcopy__ copies __dict__) but not f's id.
+    if memo is not None and memo[0] == id(f) and memo[1] == version:
+        if flip_filter in memo[2]:
+            return memo[2][flip_filter]
+    else:
+        memo = (id(f), version, {})
+    taps = _derive_1d_taps(f.detach().to("cpu", torch.float64), flip_filter)
+    memo[2][flip_filter] = taps
+    try:
+        f._ganforge_taps = memo
     except (AttributeError, RuntimeError):
         pass
-    return _TAPS_CACHE[key]
+    return taps
+
+
+_DEVICE_TAPS: dict[tuple, torch.Tensor] = {}
+
+
+def _taps_on_device(col: tuple[float, ...] | None, row: tuple[float, ...] | None, dtype: torch.dtype,
+                    device: torch.device) -> torch.Tensor:
+    """The FIR kernel [1, 1, kh, kw] = outer(col, row) (col only: [1, 1, kh, 1]; row only: [1, 1, 1, kw])
+    as a tensor on `device`, built once per (taps, dtype, device) and kept: no host-to-device copy per call.
+    The cached tensor is a constant (no grad) and never written in place; callers expand() it."""
+    key = (col, row, dtype, device)
+    w = _DEVICE_TAPS.get(key)
+    if w is None:
+        with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable later under autograd
+            if col is not None and row is not None:
+                w = torch.outer(torch.tensor(col, dtype=torch.float64), torch.tensor(row, dtype=torch.float64))
+            elif col is not None:
+                w = torch.tensor(col, dtype=torch.float64)[:, None]
+            else:
+                w = torch.tensor(row, dtype=torch.float64)[None, :]
+            w = w[None, None].to(device=device, dtype=dtype)
+        if len(_DEVICE_TAPS) > 256:
+            _DEVICE_TAPS.clear()
+        _DEVICE_TAPS[key] = w
+    return w
 
 
 def _fir_1d_raw(x: torch.Tensor, taps: tuple[float, ...], dim: int, p0: int, p1: int, down: int = 1) -> torch.Tensor:
@@ -208,15 +275,17 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     if min(px0, px1, py0, py1) < 0:
         x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
-    f = (f * gain).to(dtype=x.dtype, device=x.device)
-    if not flip_filter:
-        f = f.flip([0, 1])
-    taps = _separable_taps(f) if f.numel() > 1 else None
-    if taps is not None and f.shape[0] > 1:
+    taps = _cached_1d_taps(f, flip_filter) if f.ndim == 2 and f.numel() > 1 and f.shape[0] > 1 else None
+    if taps is not None:  # a row pass then a column pass, with the host-derived taps' cached device copies
         col, row = taps
-        x = F.conv2d(x, row.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c, stride=(1, down))
-        x = F.conv2d(x, col.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c, stride=(down, 1))
-    else:
+        x = F.conv2d(x, _taps_on_device(None, tuple(t * gain for t in row), x.dtype, x.device).expand(c, 1, 1, -1),
+                     groups=c, stride=(1, down))
+        x = F.conv2d(x, _taps_on_device(col, None, x.dtype, x.device).expand(c, 1, -1, 1), groups=c,
+                     stride=(down, 1))
+    else:  # not separable, or under graph capture: the 2-D filter as it is (on x's device already)
+        f = (f * gain).to(dtype=x.dtype, device=x.device)
+        if not flip_filter:
+            f = f.flip([0, 1])
         x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c, stride=down)
     return x.contiguous(memory_format=torch.channels_last) if keep_channels_last else x
 
@@ -247,8 +316,7 @@ def _fir_depthwise(x: torch.Tensor, col: tuple[float, ...], row: tuple[float, ..
     Symmetric non-negative padding goes into the convolution itself (no padded copy).
     """
     c = x.shape[1]
-    w = torch.tensor(col, dtype=x.dtype, device=x.device)[:, None] * torch.tensor(row, dtype=x.dtype, device=x.device)
-    w = w[None, None].expand(c, 1, len(col), len(row))
+    w = _taps_on_device(col, row, x.dtype, x.device).expand(c, 1, len(col), len(row))
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
         if torch.is_grad_enabled() and x.requires_grad:
             return _DepthwiseFIR.apply(x, w, down, (py0, px0), False, tuple(x.shape[2:]))
@@ -322,16 +390,17 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, gain: float = 
 _PIXEL_MATMUL_MAX_IN = 4
 
 
-def _conv1x1_as_matmul(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _conv1x1_as_matmul(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
+                       channels_last: ChannelsLast = None) -> torch.Tensor:
     """y[n, o, p] = sum_i w[o, i] x[n, i, p] (+ b[o]) for every pixel p: F.conv2d with a 1x1 kernel.
 
     x: [N, I, H, W], w: [O, I, 1, 1], bias: [O] or None -> [N, O, H, W]
-    The result is channels_last when to_preferred_layout asks for it (one [N*H*W, I] x [I, O] matmul,
+    The result is channels_last when prefers_channels_last asks for it (one [N*H*W, I] x [I, O] matmul,
     whose rows are the output's pixels), NCHW otherwise (one batched [O, I] x [I, H*W] matmul).
     """
     n, i, h, wd = x.shape
     o = w.shape[0]
-    if prefers_channels_last(x, o):
+    if prefers_channels_last(x, o, channels_last):
         xm = x.permute(0, 2, 3, 1).reshape(n * h * wd, i)
         wm = w.reshape(o, i).t()
         y = torch.mm(xm, wm) if bias is None else torch.addmm(bias, xm, wm)
@@ -345,7 +414,7 @@ def _conv1x1_as_matmul(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | No
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
                     down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True,
-                    bias: torch.Tensor | None = None) -> torch.Tensor:
+                    bias: torch.Tensor | None = None, channels_last: ChannelsLast = None) -> torch.Tensor:
     """A convolution combined with FIR up- or down-sampling, as StyleGAN2 uses it.
 
     up=2:   y = FIR_up( conv_transpose2d(x, w, stride 2) )  -- equivalent to conv(upsample2d(x), w)
@@ -361,12 +430,14 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     w: [out_channels, in_channels // groups, kh, kw]
     f: [fh, fw] FIR filter (required when up or down > 1)
     bias: optional [out_channels], added to the result (inside the final convolution when it is last)
+    channels_last: the layout setting (see set_channels_last) for the one case that chooses a layout itself,
+        a 1x1 convolution from an image (<= 4 channels; computed as a matmul); other results keep x's layout
     returns [batch, out_channels, height * up / down, width * up / down]
     """
     out_channels, in_per_group, kh, kw = w.shape
     if up == 1 and down == 1:
         if kh == kw == 1 and groups == 1 and padding == 0 and in_per_group <= _PIXEL_MATMUL_MAX_IN:
-            return _conv1x1_as_matmul(x, w, bias)
+            return _conv1x1_as_matmul(x, w, bias, channels_last)
         return F.conv2d(x, w if flip_weight else w.flip([2, 3]), bias, padding=padding, groups=groups)
     if f is None:
         raise ValueError("conv2d_resample needs a FIR filter when up or down > 1")
