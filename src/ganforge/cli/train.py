@@ -68,6 +68,9 @@ def add_arguments(p):
     r.add_argument("--gpus", type=int, default=1, help="processes to launch with torchrun (default 1)")
     r.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     r.add_argument("--threads", type=int, default=None, help="CPU threads per process (torch.set_num_threads)")
+    r.add_argument("--channels-last", choices=["auto", "on", "off"], default=None,
+                   help="feature-map memory layout: auto (default: channels_last on CPU, NCHW on GPU), on, off; "
+                        "values agree to float rounding")
     r.add_argument("--allow-tf32", action="store_true", default=None,
                    help="allow TF32 matmuls and convolutions on Ampere+ GPUs (default off, as NVIDIA's training)")
     r.add_argument("--no-keep-freed-memory", dest="keep_freed_memory", action="store_false",
@@ -105,7 +108,8 @@ def run(args):
         map_depth=args.map_depth, mbstd_group=args.mbstd_group, lr=args.lr, ema_kimg=args.ema_kimg, fp32=args.fp32, no_noise=args.no_noise,
         aug=args.aug, p=args.p, target=args.target, augpipe=args.augpipe, ada_kimg=args.ada_kimg,
         metrics=args.metrics, workers=args.workers, device=args.device, threads=args.threads, desc=args.desc,
-        allow_tf32=args.allow_tf32, keep_freed_memory=args.keep_freed_memory)
+        allow_tf32=args.allow_tf32, keep_freed_memory=args.keep_freed_memory,
+        channels_last={None: None, "auto": None, "on": True, "off": False}[args.channels_last])
     run_dir = train(opts)
     if not distributed.launched_by_torchrun() or os.environ.get("RANK") == "0":
         print(f"done: {run_dir}")

@@ -23,7 +23,6 @@ import torch
 
 from ganforge.errors import UsageError
 from ganforge.models.latents import mix_styles
-from ganforge.models.stylegan2 import noise_source
 from ganforge.progress import progress_enabled
 from ganforge.train import distributed as dist_utils
 from ganforge.train import phases, rundir, setup
@@ -119,9 +118,10 @@ class Trainer:
         self.G = G.to(self.device).train().requires_grad_(False)
         self.D = D.to(self.device).train().requires_grad_(False)
         self.G_ema = G_ema.to(self.device).eval().requires_grad_(False)
-        if opts.channels_last is not None:
-            for net in (self.G, self.D, self.G_ema):
-                net.set_channels_last(opts.channels_last)
+        self.channels_last = opts.channels_last if opts.channels_last is not None else (saved or {}).get(
+            "channels_last")
+        for net in (self.G, self.D, self.G_ema):  # memory layout only; saved so that a resume reduces alike
+            net.set_channels_last(self.channels_last)
         self.pl_mean = torch.zeros([], device=self.device)
         self.G_opt = make_adam(self.G.parameters(), cfg.lr, cfg.pl_interval)
         self.D_opt = make_adam(self.D.parameters(), cfg.lr, cfg.r1_interval)
@@ -231,6 +231,7 @@ class Trainer:
         """What training_options.json holds: everything a plain --resume needs to go on as before."""
         return {"data": self.data_path, "cond": self.cond, "mirror": self.mirror, "seed": self.seed,
                 "snap": self.snap, "tick": self.tick, "threads": self.threads, "allow_tf32": self.allow_tf32,
+                "channels_last": self.channels_last,
                 "metrics": self.metrics, "resume_from": resume_from, "config": self.cfg.to_dict(),
                 "dataset_len": len(self.dataset)}
 
@@ -293,11 +294,16 @@ class Trainer:
         c = self.all_labels[idx]
         cutoff = self._slice(style_mixing_cutoff(n_global, G.num_ws, self.cfg.style_mixing_prob, gen))
         self._mixing = bool((cutoff < G.num_ws).any())  # decided on the host: no device sync per pass
-        dev = self.device
-        return self._slice(z).to(dev), self._slice(z2).to(dev), self._slice(c).to(dev), cutoff.to(dev)
+        return tuple(self._to_device(x) for x in (self._slice(z), self._slice(z2), self._slice(c), cutoff))
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the training device without waiting for it (pinned memory, non-blocking)."""
+        if self.device.type != "cuda":
+            return x.to(self.device)
+        return x.pin_memory().to(self.device, non_blocking=True)
 
     def _global_noise(self, phase: int, n_global: int, rows: slice):
-        """A noise source (ganforge.models.stylegan2.noise_source) for one G pass over `rows` of this
+        """A noise source (ganforge.models.stylegan2.NoiseSource) for one G pass over `rows` of this
         rank's part of a global batch of n_global samples in `phase`: each layer's noise is drawn for the
         whole global batch from a generator seeded by (seed, step, phase, layer) and this rank's rows are
         taken, so the noise of a sample does not depend on the number of processes or on --batch-gpu."""
@@ -334,8 +340,8 @@ class Trainer:
             with torch.no_grad():
                 batch_mean = dist_utils.all_mean(w_first.detach().mean(dim=0))
                 mapping.w_avg.copy_(batch_mean.lerp(mapping.w_avg, mapping.w_avg_beta))
-        with dist_utils.ddp_sync(self.G_synthesis, sync), noise_source(noise):
-            img = self.G_synthesis(ws)
+        with dist_utils.ddp_sync(self.G_synthesis, sync):
+            img = self.G_synthesis(ws, noise=noise)
         return img, ws
 
     def _fused_d(self, n_fake: int, n_real: int) -> bool:
@@ -382,7 +388,7 @@ class Trainer:
         self._noise_cache: dict = {}
         seed_global_streams(step_seed(self.seed, self.step, GLOBAL_STREAM_BASE + self.info.rank))  # ADA, per rank
         real_img = phases.to_float_images(real_img, self.device)
-        real_c = real_c.to(self.device)
+        real_c = real_c.to(self.device, non_blocking=True)
         mb = phases.Minibatch(gen, list(zip(real_img.split(cfg.batch_gpu), real_c.split(cfg.batch_gpu))))
 
         phases.generator_main(self, mb)

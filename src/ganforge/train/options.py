@@ -65,7 +65,7 @@ FIXED_ON_RESUME = {"cfg": "--cfg", "gamma": "--gamma", "batch": "--batch", "cbas
                    "target": "--target", "augpipe": "--augpipe", "ada_kimg": "--ada-kimg"}
 # What a continued run may change (top-level keys of training_options.json; kimg, gpus and batch_gpu
 # live in its "config").
-CHANGEABLE_ON_RESUME = ("data", "snap", "tick", "threads", "allow_tf32", "metrics")
+CHANGEABLE_ON_RESUME = ("data", "snap", "tick", "threads", "allow_tf32", "channels_last", "metrics")
 CHANGEABLE_CONFIG_ON_RESUME = ("kimg", "gpus", "batch_gpu")
 
 
