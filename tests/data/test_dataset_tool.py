@@ -252,17 +252,72 @@ def test_user_mistakes_are_usage_errors(tmp_path, capsys, args, message):
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
 
 
-def test_emoji_source_when_font_installed(tmp_path):
+def _require_debian_file(path, package):
+    """CI installs the Debian packages (.ci/run), so a missing file fails there; elsewhere
+    GANFORGE_TESTS_WITHOUT_DEBIAN_DATA=1 turns the failure into a skip, explicitly."""
+    if os.path.isfile(path):
+        return
+    msg = f"{path} is missing: apt-get install {package} (.ci/run does)"
+    if os.environ.get("GANFORGE_TESTS_WITHOUT_DEBIAN_DATA") == "1":
+        pytest.skip(msg)
+    pytest.fail(msg + ", or set GANFORGE_TESTS_WITHOUT_DEBIAN_DATA=1 to skip the tests that read it")
+
+
+def test_emoji_source_reads_the_installed_font(tmp_path):
+    # The first bitmaps of Debian's Noto Color Emoji (CBDT, glyph order), each 136x128 PNG centred on a transparent
+    # 136x136 square, composited on white, Lanczos-resized: rebuilt here from the font with fontTools + Pillow.
+    from fontTools.ttLib import TTFont  # fonttools is in the [test] extra: its absence is a failure
+
     from ganforge.data.sources import EMOJI_FONT
 
-    pytest.importorskip("fontTools")
-    if not os.path.isfile(EMOJI_FONT):
-        pytest.skip("fonts-noto-color-emoji not installed")
+    _require_debian_file(EMOJI_FONT, "fonts-noto-color-emoji")
+    font = TTFont(EMOJI_FONT, lazy=True)
+    strike = font["CBDT"].strikeData[0]
+    assert len(strike) == 3926  # DESIGN.md: Debian's 2.042 has 3,926 colour bitmaps
+    order = {g: i for i, g in enumerate(font.getGlyphOrder())}
+    first = sorted(strike.keys(), key=order.__getitem__)[:3]
+    refs = []
+    for g in first:
+        bitmap = Image.open(io.BytesIO(strike[g].imageData)).convert("RGBA")
+        assert bitmap.size == (136, 128)
+        square = Image.new("RGBA", (136, 136), (255, 255, 255, 0))
+        square.paste(bitmap, (0, 4))
+        flat = Image.alpha_composite(Image.new("RGBA", square.size, (255, 255, 255, 255)), square).convert("RGB")
+        refs.append(np.asarray(flat.resize((32, 32), Image.Resampling.LANCZOS)).transpose(2, 0, 1).astype(int))
+
     rep = convert_dataset("emoji", str(tmp_path / "e.zip"), resolution=32, max_images=3)
     assert rep.written == 3 and rep.channels == 3
-    img = ImageFolderDataset(tmp_path / "e.zip")[0][0]
-    assert img.shape == (3, 32, 32)
-    assert (img[:, 0, 0] == 255).all()  # corner: transparent in the font, white here
+    ds = ImageFolderDataset(tmp_path / "e.zip")
+    assert len(ds) == 3
+    for i in range(3):
+        img = ds[i][0].astype(int)
+        assert img.shape == (3, 32, 32)
+        assert (img[:, 0, 0] == 255).all()  # corner: transparent in the font, white here
+        assert np.abs(img - refs[i]).max() <= 1, i
+        assert np.abs(img - refs[(i + 1) % 3]).mean() > 10  # the glyphs differ: the comparison can tell them apart
+        assert img.min() < 100  # the glyph is drawn (these first three are the grey keycaps #, *, 0)
+
+
+def test_fashion_mnist_source_reads_the_installed_debian_package(tmp_path):
+    # The Debian package's IDX files read independently (gzip; image header 16 bytes, label header 8 bytes).
+    import gzip
+
+    from ganforge.data.sources import FASHION_MNIST_DIR
+
+    images_gz = os.path.join(FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz")
+    _require_debian_file(images_gz, "dataset-fashion-mnist")
+    with gzip.open(images_gz) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(os.path.join(FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)
+    assert x.shape == (10000, 28, 28) and list(y[:5]) == [9, 2, 1, 1, 6]  # the test split's first labels
+    rep = convert_dataset("fashion-mnist-test", str(tmp_path / "t.zip"), resolution=32, max_images=5)
+    assert rep.written == 5 and rep.num_classes == 10
+    ds = ImageFolderDataset(tmp_path / "t.zip", use_labels=True)
+    for i in range(5):
+        img, label = ds[i]
+        assert (img[0, 2:30, 2:30] == x[i]).all() and img[0, :2].max() == 0  # padded 2 px, pixels untouched
+        assert label.argmax() == y[i]
 
 
 def test_convert_dataset_rejects_bad_arguments(tmp_path):

@@ -141,7 +141,6 @@ def test_cli_error_paths_exit_2(folders, weights_dir, tmp_path, monkeypatch, cap
 
 
 def test_cli_network_mode_with_two_processes_equals_one_process_library_run(tmp_path):
-    pytest.importorskip("ganforge.formats.native")
     import ganforge
     from ganforge.formats import Checkpoint
     from ganforge.models.stylegan2 import Generator
