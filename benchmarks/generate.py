@@ -95,6 +95,8 @@ def main():
     p.add_argument("--nvidia", default=os.environ.get("NVIDIA_SG2ADA"), help="path to a stylegan2-ada-pytorch checkout")
     p.add_argument("--min-time", type=float, default=4.0)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="ganforge's feature-map layout (G.set_channels_last): auto = channels_last on CPU only")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -108,6 +110,7 @@ def main():
         batch = args.batch or batch
         torch.manual_seed(0)
         G = Generator(**kwargs).to(device).eval().requires_grad_(False)
+        G.set_channels_last({"auto": None, "on": True, "off": False}[args.channels_last])
         flops = generator_flops(G)
         z = torch.randn(batch, G.z_dim, device=device)
         c = torch.zeros(batch, 0, device=device)

@@ -123,6 +123,7 @@ def make_ganforge(args):
     opts = TrainOptions(data=data, run_dir=os.path.join(tmp, "run"), cfg=args.cfg, cond=args.classes > 0,
                         batch=args.batch, batch_gpu=args.batch, workers=0, threads=args.threads, kimg=1e9,
                         device=args.device, keep_freed_memory=not args.glibc_defaults,
+                        channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
                         aug="noaug")  # NVIDIA's variants below run without an augmentation pipe, too
     T = Trainer(opts)
 
@@ -383,6 +384,8 @@ def main():
                    help="checkout of NVlabs/stylegan2-ada-pytorch (skipped when absent)")
     p.add_argument("--variants", default="ganforge,ganforge-naive,nvidia")
     p.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-memory processes")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="ganforge's feature-map layout (TrainOptions.channels_last): auto = channels_last on CPU")
     p.add_argument("--glibc-defaults", action="store_true",
                    help="leave glibc's malloc at its defaults for every variant (ganforge's CLI tunes it)")
     p.add_argument("--as-shipped", action="store_true",

@@ -70,3 +70,18 @@ def test_mismatched_shapes_and_damaged_files_are_clear_errors(tmp_path):
     (tmp_path / "junk.bin").write_bytes(os.urandom(100))
     with pytest.raises(FormatError, match="not a checkpoint"):
         ganforge.load(tmp_path / "junk.bin")
+
+
+def test_a_damaged_config_is_named_not_reported_as_an_unknown_format(tmp_path, capsys):
+    # A checkpoint directory whose config.json was cut short: the error names that file and the damage.
+    from testkit import tiny_G, usage_error_in_process
+
+    from ganforge.formats import Checkpoint
+
+    G = tiny_G(res=8)
+    ckpt_dir = tmp_path / "ckpt"
+    Checkpoint(G=G, G_ema=G, D=None).save(str(ckpt_dir))
+    text = (ckpt_dir / "config.json").read_text()
+    (ckpt_dir / "config.json").write_text(text[: len(text) // 2])
+    err = usage_error_in_process(capsys, "info", ckpt_dir)
+    assert "config.json is unreadable or not JSON" in err and "damaged" in err, err

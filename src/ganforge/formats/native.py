@@ -44,14 +44,18 @@ def _paths(path: str) -> tuple[str, str]:
 
 
 def sniff(path: str) -> bool:
-    cfg_path, _ = _paths(path)
+    """A ganforge checkpoint: config.json says format 'ganforge'. A damaged config.json beside a
+    model.safetensors is claimed too, so that load() says what is wrong with it instead of the caller
+    reporting an unknown format."""
+    cfg_path, weights_path = _paths(path)
     if not os.path.isfile(cfg_path):
         return False
     try:
         with open(cfg_path, encoding="utf-8") as f:
-            return json.load(f).get("format") == FORMAT_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
+            cfg = json.load(f)
+    except (OSError, ValueError):
+        return os.path.isfile(weights_path)
+    return isinstance(cfg, dict) and cfg.get("format") == FORMAT_NAME
 
 
 def make_config(ckpt: Checkpoint) -> dict[str, Any]:
@@ -126,7 +130,7 @@ def read_config(path: str) -> dict[str, Any]:
             cfg = json.load(f)
     except (OSError, ValueError) as e:
         raise FormatError(f"{cfg_path} is unreadable or not JSON ({e}); the checkpoint is damaged") from None
-    if cfg.get("format") != FORMAT_NAME:
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_NAME:
         raise FormatError(f"{cfg_path} is not a ganforge config")
     if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
         raise FormatError(f"{path} was written by a newer ganforge (format {cfg['format_version']}); upgrade ganforge")
