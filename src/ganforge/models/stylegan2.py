@@ -22,7 +22,7 @@ from ganforge.nn.activation import bias_act, get_activation
 from ganforge.nn.layers import Conv2dLayer, FullyConnectedLayer, normalize_2nd_moment
 from ganforge.nn.mbstd import MinibatchStdLayer
 from ganforge.nn.modconv import modulated_conv2d, modulated_conv2d_bias_act
-from ganforge.nn.resample import (ChannelsLast, downsample2d, set_channels_last, setup_filter, to_preferred_layout,
+from ganforge.nn.resample import (ChannelsLast, LayoutSetting, downsample2d, setup_filter, to_preferred_layout,
                                   upsample2d)
 
 MAPPING_LR_MULTIPLIER = 0.01  # mapping network learns 100x slower (StyleGAN §C, kept in StyleGAN2)
@@ -263,7 +263,7 @@ class SynthesisBlock(nn.Module):
         return x, img
 
 
-class SynthesisNetwork(nn.Module):
+class SynthesisNetwork(LayoutSetting, nn.Module):
     """ws [N, num_ws, w_dim] -> img [N, img_channels, R, R] through blocks b4, b8, ..., bR."""
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
@@ -296,13 +296,6 @@ class SynthesisNetwork(nn.Module):
             w_idx += block.num_conv
         return out
 
-    def set_channels_last(self, value: ChannelsLast) -> "SynthesisNetwork":
-        """The memory layout of this network's feature maps, a run-time setting (not saved, not a
-        constructor argument): None = auto (channels_last on a CPU, NCHW elsewhere; the default),
-        True = channels_last on every device, False = NCHW everywhere. Values agree to float rounding.
-        Returns self. The current setting is `self.channels_last`."""
-        return set_channels_last(self, value)
-
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
                 fused_modconv: bool | None = None, noise: NoiseSource | None = None) -> torch.Tensor:
         """ws [batch, num_ws, w_dim] -> img [batch, img_channels, R, R]. noise: a NoiseSource for the
@@ -317,7 +310,7 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-class Generator(nn.Module):
+class Generator(LayoutSetting, nn.Module):
     """StyleGAN2 generator: G(z, c) = synthesis(mapping(z, c)).
 
     z: [N, z_dim], c: [N, c_dim] one-hot (or [N, 0]) -> img [N, img_channels, R, R] in about [-1, 1]
@@ -338,13 +331,6 @@ class Generator(nn.Module):
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
         self.channels_last: ChannelsLast = None
-
-    def set_channels_last(self, value: ChannelsLast) -> "Generator":
-        """The memory layout of this network's feature maps, a run-time setting (not saved, not a
-        constructor argument): None = auto (channels_last on a CPU, NCHW elsewhere; the default),
-        True = channels_last on every device, False = NCHW everywhere. Values agree to float rounding.
-        Returns self. The current setting is `self.channels_last`."""
-        return set_channels_last(self, value)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = None, update_emas: bool | None = None, **synthesis_kwargs: Any):
@@ -465,7 +451,7 @@ class DiscriminatorEpilogue(nn.Module):
         return x
 
 
-class Discriminator(nn.Module):
+class Discriminator(LayoutSetting, nn.Module):
     """StyleGAN2 discriminator: D(img, c) -> logits [N, 1]. Default 'resnet' (StyleGAN2 Fig. 7c)."""
 
     def __init__(self, c_dim: int, img_resolution: int, img_channels: int, architecture: str = "resnet",
@@ -506,13 +492,6 @@ class Discriminator(nn.Module):
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, is_first=img_resolution == 4,
                                         **epilogue_kwargs, **common)
         self.channels_last: ChannelsLast = None
-
-    def set_channels_last(self, value: ChannelsLast) -> "Discriminator":
-        """The memory layout of this network's feature maps, a run-time setting (not saved, not a
-        constructor argument): None = auto (channels_last on a CPU, NCHW elsewhere; the default),
-        True = channels_last on every device, False = NCHW everywhere. Values agree to float rounding.
-        Returns self. The current setting is `self.channels_last`."""
-        return set_channels_last(self, value)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
                 update_emas: bool = False) -> torch.Tensor:

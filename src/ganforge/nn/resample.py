@@ -49,6 +49,18 @@ def set_channels_last(module: torch.nn.Module, value: ChannelsLast) -> torch.nn.
     return module
 
 
+class LayoutSetting:
+    """Mixin of the networks: `net.set_channels_last(value)` sets the memory layout of the feature maps,
+    a run-time setting (not saved, not a constructor argument): None = auto (channels_last on a CPU,
+    NCHW elsewhere; the default), True = channels_last on every device, False = NCHW everywhere. Values
+    agree to float rounding. Returns the network; the current setting is `net.channels_last`."""
+
+    channels_last: ChannelsLast = None
+
+    def set_channels_last(self, value: ChannelsLast):
+        return set_channels_last(self, value)
+
+
 def prefers_channels_last(x: torch.Tensor, channels: int, channels_last: ChannelsLast = None) -> bool:
     """Whether a feature map of `channels` channels computed from x should be channels_last: as the
     setting says (None: on a CPU only), for more than 4 channels (images stay NCHW), and not while
