@@ -26,26 +26,7 @@ import torch
 
 import _common
 
-NAME = "NVlabs/stylegan2-ada-pytorch"
-COMMIT = "d72cc7d041b42ec8e806021a205ed9349f87c6a4"
-# git blob ids at COMMIT of every file this script imports or reads
-BLOBS = {
-    "dnnlib/__init__.py": "2f08cf36f11f9b0fd94c1b7caeadf69b98375b04",
-    "dnnlib/util.py": "76725336d01e75e1c68daa88be47f4fde0bbc63b",
-    "torch_utils/__init__.py": "ece0ea08fe2e939cc260a1dafc0ab5b391b773d9",
-    "torch_utils/custom_ops.py": "4cc4e43fc6f6ce79f2bd68a44ba87990b9b8564e",
-    "torch_utils/misc.py": "7829f4d9f168557ce8a9a6dec289aa964234cb8c",
-    "torch_utils/ops/__init__.py": "ece0ea08fe2e939cc260a1dafc0ab5b391b773d9",
-    "torch_utils/ops/conv2d_gradfix.py": "e95e10d0b1d0315a63a76446fd4c5c293c8bbc6d",
-    "torch_utils/ops/conv2d_resample.py": "cd4750744c83354bab78704d4ef51ad1070fcc4a",
-    "torch_utils/ops/fma.py": "2eeac58a626c49231e04122b93e321ada954c5d3",
-    "torch_utils/ops/grid_sample_gradfix.py": "ca6b3413ea72a734703c34382c023b84523601fd",
-    "torch_utils/ops/upfirdn2d.py": "ceeac2b9834e33b7c601c28bf27f32aa91c69256",
-    "torch_utils/persistence.py": "0186cfd97bca0fcb397a7b73643520c1d1105a02",
-    "training/__init__.py": "e1e1a5ba99e56a56ecaa14f7d4fa41777789c0cf",
-    "training/augment.py": "3efbf1270a94f08413075c986deeb1570a80f543",
-    "train.py": "8d81b3f18e7ebae0b63dc68674c258c5c38bee71",
-}
+NAME, COMMIT, BLOBS = _common.NVIDIA_NAME, _common.NVIDIA_COMMIT, _common.NVIDIA_BLOBS
 
 # (preset, input shape [N, C, H, W], seed of both the input and the pipe's draws, p)
 CASES = [

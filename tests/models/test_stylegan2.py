@@ -268,32 +268,3 @@ def test_noise_source_supplies_the_random_noise_of_every_layer():
     assert not torch.allclose(G.synthesis(ws, noise_mode="random"), outs[0])  # without: the global RNG
     assert torch.equal(G.synthesis(ws, noise_mode="const", noise=fn), G.synthesis(ws, noise_mode="const"))
 
-
-@pytest.mark.parametrize("arch", ["skip", "resnet", "orig"])
-def test_channels_last_cpu_layout_changes_no_value_or_gradient(arch):
-    # On a CPU the feature maps run channels_last (G/D.set_channels_last); G's image, D's
-    # logits, the path-length gradient w.r.t. w and the R1 gradient w.r.t. the image, and the parameter
-    # gradients through both (second order) equal the NCHW run's to float32 rounding.
-    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
-    runs = []
-    for channels_last in (False, True):
-        G, D = tiny_G(res=16, img_channels=3, architecture=arch), tiny_D(res=16, img_channels=3, architecture=arch)
-        G.set_channels_last(channels_last)
-        D.set_channels_last(channels_last)
-        layouts = []
-        G.synthesis.b8.register_forward_hook(lambda m, i, o: layouts.append(o[0].is_contiguous()))
-        D.b8.register_forward_hook(lambda m, i, o: layouts.append(o[0].is_contiguous()))
-        ws = G.mapping(z, None).detach().requires_grad_(True)
-        img = G.synthesis(ws, noise_mode="const")
-        (g_ws,) = torch.autograd.grad((img * img.detach().sin()).sum(), ws, create_graph=True)
-        x = img.detach().requires_grad_(True)
-        logits = D(x, None)
-        (g_x,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-        params = list(G.parameters()) + list(D.parameters())
-        grads = torch.autograd.grad(g_ws.square().sum() + g_x.square().sum() + logits.sum() + img.sum(), params,
-                                    allow_unused=True)
-        assert layouts == [not channels_last] * 2  # 8x8 maps of 32 channels: channels_last only when asked for
-        runs.append([img, logits, g_ws, g_x] + [g for g in grads if g is not None])
-    for a, b in zip(*runs):
-        assert a.shape == b.shape
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item()), (a - b).abs().max()

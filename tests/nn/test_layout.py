@@ -39,7 +39,7 @@ def _run(G, D, z, setting):
     return layouts, [img, logits, g_ws, g_x] + [g for g in grads if g is not None]
 
 
-@pytest.mark.parametrize("arch", ["skip", "resnet"])
+@pytest.mark.parametrize("arch", ["skip", "resnet", "orig"])
 def test_set_channels_last_chooses_the_layout_and_keeps_the_values(arch):
     G, D = tiny_G(res=16, architecture=arch), tiny_D(res=16, architecture=arch)
     z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
