@@ -6,8 +6,8 @@ Library entry points (the CLI `ganforge metrics` and the training loop use these
     METRICS / REGISTRY: the metric table;  DetectorOptions: where the feature-network weights are.
 
 Math lives in one function each: fid.frechet_distance, kid.kernel_inception_distance,
-inception_score.inception_score, precision_recall.precision_recall, ppl.ppl_distances (+ slerp,
-filter_outliers_mean), swd.sliced_wasserstein; feature networks in inception.py and vgg.py; the TF1
+inception_score.inception_score, precision_recall.precision_recall, ppl.ppl_distances (+ filter_outliers_mean;
+slerp is models.latents.slerp), swd.sliced_wasserstein; feature networks in inception.py and vgg.py; the TF1
 resize in resize.py; weight lookup and SHA-256 checks in weights.py.
 """
 

@@ -1,6 +1,7 @@
-"""StyleGAN2 training: losses (loss.py), presets (presets.py), the loop (loop.py), EMA (ema.py), the
-lazy-regularization Adam (optim.py), run directories and exact resume (rundir.py), and data-parallel
-training with torchrun (distributed.py).
+"""StyleGAN2 training: the loop (loop.py: the Trainer), its options and resume rules (options.py), set-up
+(setup.py), the four phases of an iteration (phases.py), the random streams (rng.py), losses (loss.py),
+presets (presets.py), EMA (ema.py), the lazy-regularization Adam (optim.py), ADA (augment/), run
+directories and exact resume (rundir.py), and data-parallel training with torchrun (distributed.py).
 
     from ganforge.train import TrainOptions, train
     run_dir = train(TrainOptions(data="faces.zip", outdir="runs", cfg="auto", kimg=1000))
