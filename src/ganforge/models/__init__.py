@@ -13,7 +13,25 @@ def _stylegan2():
     return stylegan2.Generator, stylegan2.Discriminator
 
 
-ARCHITECTURES = {"stylegan2": _stylegan2}
+def _biggan():
+    from ganforge.models import biggan
+
+    return biggan.Generator, biggan.Discriminator
+
+
+def _biggan_deep():
+    from ganforge.models import biggan_deep
+
+    return biggan_deep.Generator, biggan_deep.Discriminator
+
+
+ARCHITECTURES = {"stylegan2": _stylegan2, "biggan": _biggan, "biggan-deep": _biggan_deep}
+
+
+def is_style_based(G: nn.Module) -> bool:
+    """Whether G samples through a mapping network and w's (StyleGAN2) rather than straight from (z, c)
+    (BigGAN): style mixing, w truncation and projected w's apply only to the former."""
+    return hasattr(G, "mapping") and hasattr(G, "synthesis")
 
 
 def build(architecture: str, role: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -28,4 +46,4 @@ def build(architecture: str, role: str, kwargs: dict[str, Any]) -> nn.Module:
     raise ValueError(f"role must be 'G' or 'D', got {role!r}")
 
 
-__all__ = ["ARCHITECTURES", "build"]
+__all__ = ["ARCHITECTURES", "build", "is_style_based"]

@@ -4,12 +4,13 @@ and the two operations on latents that training, synthesis and metrics share: st
 
 Seeds give the same z on every device: z = numpy RandomState(seed).randn(z_dim), computed in float64
 on the CPU (as NVIDIA's tools do, so seeds match their published figures) and only then cast to
-float32, so MPS/CUDA never see float64.
+float32, so MPS/CUDA never see float64. BigGAN's truncated z's come from seeds the same way
+(`truncated_z_from_seed`, in either of the two truncation modes of TRUNCATION_MODES).
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -133,3 +134,96 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Te
     c = c / c.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     out = a * torch.cos(theta) + c * torch.sin(theta)
     return out / out.norm(dim=-1, keepdim=True)
+
+
+# -- truncation trick (BigGAN) ----------------------------------------------------------------------
+
+TRUNCATION_MODES = ("resample", "scale")
+RESAMPLE_MIN_THRESHOLD = 1e-3   # a redraw is accepted with p ~ 0.8 t: t = 1e-3 costs ~ 8000 rounds
+SCALE_MAX_TRUNCATION = 2.0      # "scale": t * truncnorm(-2, 2); TF-Hub documents (0, 1]
+SCALE_TRUNCNORM_BOUND = 2.0     # the fixed [-2, 2] of the TF-Hub / pytorch-pretrained-BigGAN sampler
+
+
+def _seeded_state(seed: int) -> np.random.RandomState:
+    if not 0 <= int(seed) < 2 ** 32:
+        raise ValueError(f"seed {seed} is out of range; seeds are integers in [0, 2**32)")
+    return np.random.RandomState(int(seed))
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in TRUNCATION_MODES:
+        raise ValueError(f"truncation mode must be one of {', '.join(TRUNCATION_MODES)}, got {mode!r}")
+
+
+def _check_truncation(truncation: float, mode: str) -> float:
+    _check_mode(mode)
+    t = float(truncation)
+    if mode == "resample" and not (np.isfinite(t) and t >= RESAMPLE_MIN_THRESHOLD):
+        raise ValueError(f"truncation threshold for mode 'resample' must be a finite number >= "
+                         f"{RESAMPLE_MIN_THRESHOLD:g} (larger than every |z_i| means no truncation), got {truncation}")
+    if mode == "scale" and not (np.isfinite(t) and 0 < t <= SCALE_MAX_TRUNCATION):
+        raise ValueError(f"truncation for mode 'scale' must be in (0, {SCALE_MAX_TRUNCATION:g}], got {truncation}")
+    return t
+
+
+def truncated_z_from_seed(seed: int, z_dim: int, truncation: float | None, mode: str) -> np.ndarray:
+    """BigGAN's truncation trick (Brock et al. 2019, §3.1): a seed's z with its components kept small.
+
+    mode "resample" (the paper): z ~ N(0, I), and every component with |z_i| > t is redrawn until it falls
+    inside, so each z_i ~ N(0, 1) conditioned on |z_i| <= t, i.e. truncnorm(-t, t):
+        rs = RandomState(seed);  z = rs.randn(z_dim)
+        while any |z_i| > t:  z[|z| > t] = rs.randn(count)       (the outliers in index order)
+    With t >= max_i |z_i| nothing is redrawn and z equals z_from_seed(seed, z_dim) exactly; t must be
+    finite and >= RESAMPLE_MIN_THRESHOLD (the expected number of rounds grows like 1/t).
+
+    mode "scale" (TF-Hub BigGAN, pytorch-pretrained-BigGAN's truncated_noise_sample): a truncated normal
+    on [-2, 2], scaled by t in (0, 2], so |z_i| <= 2 t:
+        z = t * float32(truncnorm.rvs(-2, 2, size=(1, z_dim), random_state=RandomState(seed)))[0]
+    rounded as they round it: the draw is cast to float32 first and multiplied by t in float32, so
+    float32(z) is their sample bit for bit (given the same scipy: truncnorm's sampler changed in 1.4).
+
+    truncation None: no truncation in "resample" (z_from_seed), t = 1 in "scale" (plain truncnorm(-2, 2)).
+    Raises ValueError for an unknown mode, a truncation outside its range, or a seed outside [0, 2**32).
+
+    returns float64 [z_dim] ("scale": float32 values held in float64)
+    """
+    _check_mode(mode)
+    if truncation is None:
+        if mode == "resample":
+            return z_from_seed(seed, z_dim)
+        truncation = 1.0
+    t = _check_truncation(truncation, mode)
+    rs = _seeded_state(seed)
+    if mode == "resample":
+        z = rs.randn(z_dim)
+        outside = np.abs(z) > t
+        while outside.any():
+            z[outside] = rs.randn(int(outside.sum()))
+            outside = np.abs(z) > t
+        return z
+    from scipy.stats import truncnorm
+
+    values = truncnorm.rvs(-SCALE_TRUNCNORM_BOUND, SCALE_TRUNCNORM_BOUND, size=(1, z_dim),
+                           random_state=rs).astype(np.float32)
+    return (np.float32(t) * values[0]).astype(np.float64)
+
+
+def truncated_z_from_seeds(seeds: Sequence[int], z_dim: int, truncation: float | None, mode: str) -> torch.Tensor:
+    """[len(seeds), z_dim] float32 truncated latents, one row per seed (see truncated_z_from_seed).
+
+    truncation None: "resample" gives z_from_seeds(seeds, z_dim) (untruncated N(0, I)); "scale" uses t = 1.
+    """
+    _check_mode(mode)
+    if truncation is not None:
+        _check_truncation(truncation, mode)
+    if len(seeds) == 0:
+        return torch.zeros([0, z_dim])
+    rows = [truncated_z_from_seed(s, z_dim, truncation, mode) for s in seeds]
+    return torch.from_numpy(np.stack(rows)).to(torch.float32)
+
+
+def statistics_truncation(truncation: float | None, mode: str) -> float | None:
+    """The truncation value a BigGAN's batch norms pick their stored statistics by (networks with
+    per-truncation statistics, pytorch-pretrained-BigGAN's): the scale of "scale" sampling, which TF-Hub's
+    BigGAN-deep was evaluated with; None (their t = 1 row) for "resample", whose threshold is not a scale."""
+    return truncation if mode == "scale" else None
