@@ -18,6 +18,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 
@@ -49,6 +50,39 @@ NVIDIA_BLOBS = {
     "training/augment.py": "3efbf1270a94f08413075c986deeb1570a80f543",
     "training/networks.py": "b046eba2c314c6b7b919ab1a048702a2636ba686",
     "train.py": "8d81b3f18e7ebae0b63dc68674c258c5c38bee71",
+}
+
+# ajbrock/BigGAN-PyTorch, pinned (scripts/reference/biggan_pytorch.py).
+BIGGAN_PYTORCH_NAME = "ajbrock/BigGAN-PyTorch"
+BIGGAN_PYTORCH_COMMIT = "98459431a5d618d644d54cd1e9fceb1e5045648d"
+# git blob ids at BIGGAN_PYTORCH_COMMIT of every file biggan_pytorch.py imports
+BIGGAN_PYTORCH_BLOBS = {
+    "BigGAN.py": "036d48e52ae3a20a34b7021af8f090408ee6d3d4",
+    "BigGANdeep.py": "95763c34122141ad046dbab85c3e3775eb79eeee",
+    "animal_hash.py": "66c2be29132087f58f4467ac26fda6706b039ca8",
+    "datasets.py": "386bf3b4a58a62269614a78ce7b6aebb8bddc1a0",
+    "layers.py": "55aaab105cdfcb67d61052b6f184ba335bbf38ee",
+    "losses.py": "6a7467fb8f4975ed7a49bac3648816e70006c067",
+    "sync_batchnorm/__init__.py": "bc8709d92c610b36e0bcbd7da20c1eb41dc8cfcf",
+    "sync_batchnorm/batchnorm.py": "5453729bf6f4beb7c6412117656130360ed06164",
+    "sync_batchnorm/comm.py": "922f8c4a3adaa9b32fdcaef09583be03b0d7eb2b",
+    "sync_batchnorm/replicate.py": "b71c7b8ed51a1d6c55b1f753bdd8d90bad79bd06",
+    "train_fns.py": "5a4d2a9bae1433e5ca74fbcee3ba794e1e3f3c2e",
+    "utils.py": "bdca336c905b806f1284b1bb81d41cb3f8e767f6",
+}
+
+# huggingface/pytorch-pretrained-BigGAN (= PyPI pytorch-pretrained-biggan 0.1.1 apart from its
+# __init__.py's __version__ line), pinned (scripts/reference/hf_biggan.py).
+HF_BIGGAN_NAME = "huggingface/pytorch-pretrained-BigGAN"
+HF_BIGGAN_COMMIT = "1e18aed2dff75db51428f13b940c38b923eb4a3d"
+# git blob ids at HF_BIGGAN_COMMIT of every file hf_biggan.py imports
+HF_BIGGAN_BLOBS = {
+    "pytorch_pretrained_biggan/__init__.py": "b570848421afd921fae635569c97d0f8f5b33c80",
+    "pytorch_pretrained_biggan/config.py": "454236a4bfa0d11fda0d52e0ce9b2926f8c32d30",
+    "pytorch_pretrained_biggan/convert_tf_to_pytorch.py": "7ccb787dec188e9dbd9ea31288c049c1bdb30f95",
+    "pytorch_pretrained_biggan/file_utils.py": "41624cad6d7b44c028f3ef1fb541add4956b4601",
+    "pytorch_pretrained_biggan/model.py": "575db1093f89402334b783c633582e9d229d5a00",
+    "pytorch_pretrained_biggan/utils.py": "3b9edbef3ecc9bf85092f4e670eb5fac8a3b4616",
 }
 
 
@@ -129,6 +163,24 @@ def check_imported_files(ref: str, blobs: dict[str, str]) -> None:
     extra = sorted(loaded - set(blobs))
     if extra:
         sys.exit(f"error: the script imported unverified files from {ref}: {extra}; add them to its pinned list")
+
+
+def install_stand_ins(modules: dict[str, dict]) -> None:
+    """Put empty modules (with the given attributes) in sys.modules for imports a reference makes but
+    never uses on the path a script runs; a dotted name also becomes an attribute of its parent.
+    Exits if one is already imported (run the script in a fresh interpreter)."""
+    for name in modules:
+        if name in sys.modules:
+            sys.exit(f"error: {name} is already imported; run this script in a fresh interpreter")
+    for name, attrs in modules.items():
+        mod = types.ModuleType(name)
+        mod.__dict__.update(attrs)
+        mod.__ganforge_stand_in__ = True
+        sys.modules[name] = mod
+    for name in modules:
+        parent, _, child = name.rpartition(".")
+        if parent in modules:
+            setattr(sys.modules[parent], child, sys.modules[name])
 
 
 def save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:

@@ -16,7 +16,7 @@ from torch import nn
 
 from ganforge.errors import FormatError, UsageError
 
-READERS = ["native", "nvidia_pkl", "tf_pkl", "rosinality"]
+READERS = ["native", "nvidia_pkl", "tf_pkl", "hf_biggan", "biggan_pytorch", "rosinality"]
 
 
 @dataclass
@@ -71,7 +71,9 @@ def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
             return ckpt
     known = ", ".join(READERS)
     raise FormatError(f"{path} is not a checkpoint ganforge can read (known formats: {known}); "
-                      "use a ganforge directory (config.json + model.safetensors) or a published StyleGAN2 file")
+                      "use a ganforge directory (config.json + model.safetensors), a published StyleGAN2 file, a "
+                      "pytorch-pretrained-BigGAN folder (config.json + pytorch_model.bin) or a BigGAN-PyTorch weights "
+                      "folder (G.pth, D.pth, state_dict.pth)")
 
 
 __all__ = ["Checkpoint", "load", "READERS"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickletools
+import zipfile
 from typing import Any
 
 import torch
@@ -91,15 +92,53 @@ def plain(obj: Any) -> Any:
     return obj
 
 
+def torch_file_strings(path: str, max_ops: int = 400) -> set[str]:
+    """The strings among the first `max_ops` opcodes of a torch.save file's object pickle (the data.pkl of
+    a zip archive, or the fourth pickle of a legacy file): the first keys of a saved state dict. An
+    opcode walk (pickletools.genops): nothing is executed; an unreadable file gives an empty set."""
+    found: set[str] = set()
+
+    def scan(f):
+        for i, (op, arg, _) in enumerate(pickletools.genops(f)):
+            if i > max_ops or op.name == "STOP":
+                return
+            if isinstance(arg, str):
+                found.add(arg)
+
+    try:
+        kind = pickle_kind(path)
+        if kind == "zip":
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                if name is not None:
+                    with z.open(name) as f:
+                        scan(f)
+        elif kind == "legacy-torch":
+            with open(path, "rb") as f:
+                for _ in range(3):  # magic number, protocol version, system info
+                    for op, _arg, _pos in pickletools.genops(f):
+                        if op.name == "STOP":
+                            break
+                scan(f)
+    except Exception:  # damaged or foreign: not ours to claim
+        return set()
+    return found
+
+
 def build_network(role: str, kwargs: dict, state: dict[str, torch.Tensor], source: str,
-                  device="cpu", what: str | None = None) -> torch.nn.Module:
-    """ganforge's StyleGAN2 `role` ('G'/'D') from constructor kwargs, with `state` loaded strictly."""
+                  device="cpu", what: str | None = None, architecture: str = "stylegan2",
+                  origin: dict[str, str] | None = None) -> torch.nn.Module:
+    """ganforge's `architecture` network `role` ('G'/'D') from constructor kwargs, with `state` loaded strictly.
+    `origin` maps ganforge's key -> the file's own name of the tensor, so errors name what the user's file holds."""
     what = what or role
     try:
-        net = build("stylegan2", role, kwargs)
+        net = build(architecture, role, kwargs)
     except (TypeError, ValueError, AssertionError, KeyError) as e:
         raise FormatError(f"{source}: {what} has an architecture ganforge does not support ({e})") from None
     missing, unexpected, wrong = state_dict_mismatch(net.state_dict(), state)
+    if origin:
+        unexpected = [origin.get(k, k) for k in unexpected]
+        wrong = [f"{origin[w.split(' ', 1)[0]]} (as {w})" if w.split(" ", 1)[0] in origin else w for w in wrong]
     if missing or unexpected or wrong:
         parts = []
         if wrong:

@@ -1,5 +1,7 @@
-"""Export a generator to ONNX: z [N, z_dim] (+ c [N, c_dim]) -> img [N, C, R, R], mapping + synthesis,
-with the stored constant noise and a fixed truncation psi baked into the graph.
+"""Export a generator to ONNX: z [N, z_dim] (+ c [N, c_dim]) -> img [N, C, R, R]. StyleGAN2: mapping +
+synthesis, with the stored constant noise and a fixed truncation psi baked into the graph. BigGAN: G(z, c)
+as it is (z arrives already truncated; for networks with per-truncation batch-norm statistics the
+--trunc value picks the statistics baked in).
 
 The graph is captured with torch.export (the ONNX 'dynamo' exporter) and runs the plain (non-fused)
 modulated convolution, so the batch size stays dynamic.
@@ -31,6 +33,10 @@ class GeneratorForExport(nn.Module):
         self.truncation_cutoff = truncation_cutoff
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        from ganforge.models import is_style_based
+
+        if not is_style_based(self.G):
+            return self.G(z, c, truncation=self.truncation_psi if self.G.init_kwargs.get("n_stats", 1) > 1 else None)
         ws = self.G.mapping(z, c, truncation_psi=self.truncation_psi, truncation_cutoff=self.truncation_cutoff,
                             update_emas=False)
         return self.G.synthesis(ws, noise_mode="const", force_fp32=True, fused_modconv=False)
