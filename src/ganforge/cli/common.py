@@ -9,19 +9,53 @@ from ganforge.errors import UsageError
 
 def add_network_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--network", metavar="PATH", required=required,
-                   help="checkpoint: ganforge directory, NVIDIA .pkl, TensorFlow .pkl or rosinality .pt"
+                   help="checkpoint: ganforge directory, NVIDIA .pkl, TensorFlow .pkl, rosinality .pt, "
+                        "pytorch-pretrained-BigGAN or BigGAN-PyTorch weights folder"
                         + ("" if required else " (default: the bundled demo model)"))
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto (default)")
 
 
-def add_sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trunc", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1: none)")
+def add_sampling_args(p: argparse.ArgumentParser, biggan: bool = True) -> None:
+    p.add_argument("--trunc", type=float, default=None, metavar="T",
+                   help="truncation. StyleGAN2: psi toward the average w (default 1: none). BigGAN: in (0, 2], the "
+                        "threshold or scale of --trunc-mode (default: none for resample, 1 for scale)")
     p.add_argument("--trunc-cutoff", type=int, default=None, metavar="N",
-                   help="truncate only the first N layers' w (default: all)")
-    p.add_argument("--class", dest="class_idx", type=int, default=None, metavar="K",
-                   help="class label for conditional networks")
+                   help="StyleGAN2: truncate only the first N layers' w (default: all)")
+    if biggan:
+        p.add_argument("--trunc-mode", choices=["resample", "scale"], default=None,
+                       help="BigGAN: 'resample' redraws every z component with |z_i| > T (the paper's truncation "
+                            "trick); 'scale' draws T * truncnorm(-2, 2) and picks the batch-norm statistics for T "
+                            "(TF-Hub / pytorch-pretrained-BigGAN). Default: the one the network was trained for: "
+                            "scale for networks from pytorch-pretrained-BigGAN, resample otherwise")
+    p.add_argument("--class", dest="class_idx", default=None, metavar="K",
+                   help="class of a conditional network: an index, or for 1000-class ImageNet networks a name "
+                        "(\"golden retriever\") or WordNet id (n02099601)")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const",
                    help="per-pixel noise: stored constants (default), fresh random, or none")
+
+
+def class_index(text: str | None, G) -> int | None:
+    """--class K for network G: an index, or (1000-class ImageNet networks) a class name or WordNet id."""
+    if text is None:
+        return None
+    text = str(text).strip()
+    if G.c_dim == 0:
+        raise UsageError("this network is unconditional (c_dim=0); drop --class")
+    from ganforge.data.imagenet import resolve_class
+
+    return resolve_class(text, G.c_dim)
+
+
+def class_list(text: str | None, G) -> list[int]:
+    """--classes a,b,c: indices or names, comma-separated (names may contain spaces)."""
+    if not text:
+        return []
+    return [class_index(part, G) for part in text.split(",") if part.strip()]
+
+
+def psi(args) -> float:
+    """StyleGAN2's truncation psi from --trunc (None: 1, no truncation)."""
+    return 1.0 if args.trunc is None else args.trunc
 
 
 def pick_device(name: str):

@@ -7,12 +7,14 @@ import os
 from ganforge.errors import UsageError
 
 NAME = "convert"
-HELP = "convert a checkpoint between ganforge, NVIDIA .pkl and rosinality .pt formats"
+HELP = ("convert a checkpoint to ganforge's format (from any format it reads) or a StyleGAN2 one to NVIDIA .pkl / "
+        "rosinality .pt")
 TARGETS = ("native", "nvidia-pkl", "rosinality")
 
 
 def add_arguments(p):
-    p.add_argument("input", metavar="IN", help="checkpoint: ganforge directory, NVIDIA .pkl, TensorFlow .pkl or rosinality .pt")
+    p.add_argument("input", metavar="IN", help="checkpoint: ganforge directory, NVIDIA .pkl, TensorFlow .pkl, rosinality .pt, "
+                        "pytorch-pretrained-BigGAN or BigGAN-PyTorch weights folder")
     p.add_argument("output", metavar="OUT", help="where to write (a directory for native, a file otherwise)")
     p.add_argument("--to", choices=TARGETS, default="native", help="output format (default: native)")
     p.add_argument("--nvidia-src", metavar="NETWORKS_PY", default=None,
@@ -34,6 +36,9 @@ def convert(src: str, dst: str, to: str = "native", nvidia_src: str | None = Non
     if to != "native" and os.path.isdir(dst):
         raise UsageError(f"{dst} is a directory; --to {to} writes a file")
     ckpt = ganforge.load(src, device="cpu")
+    if to != "native" and ckpt.architecture != "stylegan2":
+        raise UsageError(f"--to {to} writes StyleGAN2 networks; {src} is {ckpt.architecture}: convert it with "
+                         "--to native")
     if to == "native":
         ckpt.save(dst)
     elif to == "nvidia-pkl":

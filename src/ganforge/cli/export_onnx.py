@@ -11,9 +11,11 @@ TOLERANCE = 1e-4  # float32 max abs difference accepted between onnxruntime and 
 
 def add_arguments(p):
     p.add_argument("--network", metavar="PATH", required=True,
-                   help="checkpoint: ganforge directory, NVIDIA .pkl, TensorFlow .pkl or rosinality .pt")
+                   help="checkpoint: ganforge directory, NVIDIA .pkl, TensorFlow .pkl, rosinality .pt, "
+                        "pytorch-pretrained-BigGAN or BigGAN-PyTorch weights folder")
     p.add_argument("--out", metavar="FILE", required=True, help="ONNX file to write, e.g. g.onnx")
-    p.add_argument("--trunc", type=float, default=1.0, metavar="PSI", help="truncation psi baked in (default 1)")
+    p.add_argument("--trunc", type=float, default=1.0, metavar="PSI", help="StyleGAN2: truncation psi baked in (default 1). BigGAN "
+                   "networks with per-truncation batch-norm statistics: the truncation whose statistics are baked in")
     p.add_argument("--trunc-cutoff", type=int, default=None, metavar="N", help="truncate only the first N ws")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
 

@@ -1,6 +1,7 @@
 """ganforge mix: the style-mixing figure (like NVIDIA's style_mixing.py)."""
 
-from ganforge.cli.common import add_network_args, add_sampling_args, load_checkpoint
+from ganforge.cli.common import add_network_args, add_sampling_args, class_index, load_checkpoint, psi
+from ganforge.errors import UsageError
 from ganforge.synthesis.seeds import parse_range
 
 NAME = "mix"
@@ -12,7 +13,7 @@ def add_arguments(p):
     p.add_argument("--rows", required=True, help="row seeds, e.g. 85,100,75")
     p.add_argument("--cols", required=True, help="column seeds, e.g. 55,821,1789")
     p.add_argument("--styles", default="0-6", help="layers taken from the column seed (default 0-6: coarse)")
-    add_sampling_args(p)
+    add_sampling_args(p, biggan=False)
     p.add_argument("--outdir", default="out", help="output directory (default ./out)")
 
 
@@ -23,6 +24,11 @@ def run(args):
     from ganforge.synthesis.mixing import style_mixing_figure
 
     G = load_checkpoint(args).G_ema
-    out = style_mixing_figure(G, args.outdir, rows, cols, styles, truncation_psi=args.trunc,
-                              class_idx=args.class_idx, noise_mode=args.noise_mode)
+    from ganforge.models import is_style_based
+
+    if not is_style_based(G):
+        raise UsageError("style mixing needs a style-based network (StyleGAN2); this one has no mapping network "
+                         "or per-layer styles")
+    out = style_mixing_figure(G, args.outdir, rows, cols, styles, truncation_psi=psi(args),
+                              class_idx=class_index(args.class_idx, G), noise_mode=args.noise_mode)
     print(f"wrote {len(out['images'])} mixed images and {out['grid']}")

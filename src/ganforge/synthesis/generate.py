@@ -11,7 +11,9 @@ import numpy as np
 import torch
 
 from ganforge.errors import UsageError
-from ganforge.models.latents import class_labels, to_uint8, z_from_seeds
+from ganforge.models import is_style_based
+from ganforge.models.latents import (RESAMPLE_MIN_THRESHOLD, TRUNCATION_MODES, class_labels,
+                                     statistics_truncation, to_uint8, truncated_z_from_seeds, z_from_seeds)
 from ganforge.models.stylegan2 import NOISE_MODES
 from ganforge.synthesis.images import check_outdir, encode_png, grid_shape, make_grid, to_hwc, write_files
 
@@ -26,6 +28,47 @@ def check_class(G, class_idx: int | None) -> None:
         raise UsageError(f"this network is conditional on {G.c_dim} classes; pass --class 0..{G.c_dim - 1}")
     if G.c_dim > 0 and not 0 <= class_idx < G.c_dim:
         raise UsageError(f"--class {class_idx} is out of range; this network has classes 0..{G.c_dim - 1}")
+
+
+BIGGAN_MAX_TRUNCATION = 2.0   # --trunc for BigGAN: a threshold (resample) or a scale (scale) in (0, 2]
+
+
+def check_biggan_truncation(G, truncation: float | None, mode: str | None) -> tuple[str, float | None]:
+    """A BigGAN sampling request -> (mode, truncation): mode defaults to the one the network was trained
+    for (G.truncation_mode); truncation None means none ("resample") or 1 ("scale"). Networks whose
+    batch norms store statistics per truncation value (pytorch-pretrained-BigGAN) have them for (0, 1]."""
+    mode = mode or G.truncation_mode
+    if mode not in TRUNCATION_MODES:
+        raise UsageError(f"--trunc-mode {mode!r}: use one of {', '.join(TRUNCATION_MODES)}")
+    if truncation is None:
+        return mode, None
+    t = float(truncation)
+    if not (math.isfinite(t) and 0 < t <= BIGGAN_MAX_TRUNCATION):
+        raise UsageError(f"--trunc {truncation} is outside (0, {BIGGAN_MAX_TRUNCATION:g}]; for BigGAN it is the "
+                         f"threshold (--trunc-mode resample) or the scale (--trunc-mode scale), e.g. --trunc 0.5")
+    if mode == "resample" and t < RESAMPLE_MIN_THRESHOLD:
+        raise UsageError(f"--trunc {t:g} is too small to resample to (at least {RESAMPLE_MIN_THRESHOLD:g})")
+    if mode == "scale" and t > 1 and G.init_kwargs.get("n_stats", 1) > 1:
+        raise UsageError(f"--trunc {t:g}: this network's batch norms have statistics for truncation values in "
+                         "(0, 1] only; use --trunc 0.02..1")
+    return mode, t
+
+
+@torch.no_grad()
+def biggan_images(G, z: torch.Tensor, c: torch.Tensor, truncation: float | None = None, batch_size: int = 16,
+                  progress=None) -> torch.Tensor:
+    """uint8 images [N, C, H, W] (on the CPU) from BigGAN latents z [N, z_dim] and labels c [N, c_dim]
+    (one-hot or mixtures); `truncation` picks the batch-norm statistics (statistics_truncation)."""
+    device = next(G.parameters()).device
+    out = []
+    for i in range(0, len(z), batch_size):
+        img = G(z[i:i + batch_size].to(device), c[i:i + batch_size].to(device), truncation=truncation)
+        out.append(to_uint8(img).cpu())
+        if progress is not None:
+            progress.update(len(out[-1]))
+    if not out:
+        return torch.zeros([0, G.img_channels, G.img_resolution, G.img_resolution], dtype=torch.uint8)
+    return torch.cat(out)
 
 
 def check_truncation(G, truncation_psi: float, truncation_cutoff: int | None) -> None:
@@ -94,10 +137,10 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncation_psi: float = 1,
+def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncation_psi: float | None = None,
                     truncation_cutoff: int | None = None, class_idx: int | None = None, noise_mode: str = "const",
                     grid: tuple[int, int] | None = None, projected_w: str | None = None,
-                    batch_size: int = 16, progress=None) -> dict:
+                    batch_size: int = 16, progress=None, truncation_mode: str | None = None) -> dict:
     """Write seedNNNN.png per seed (projNN.png per saved w), grid.png and latents.npz into outdir.
 
     The whole request (seeds or saved w's, class, truncation, grid shape, output directory) is checked
@@ -107,10 +150,21 @@ def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncati
     grid: (rows, cols) as `grid_shape` accepts it; None -> square. latents.npz holds w [N, num_ws, w_dim]
     and, from seeds, z [N, z_dim] and seeds [N].
 
+    StyleGAN2: truncation_psi (None = 1) and truncation_cutoff truncate w. BigGAN (no mapping network):
+    truncation_psi is the truncation of z, `truncation_mode` how it is applied (check_biggan_truncation),
+    and latents.npz holds z [N, z_dim], c [N, c_dim], seeds [N] and the truncation used.
+
     Returns {"images": [paths], "grid": path, "latents": path}.
     """
     if batch_size < 1:
         raise UsageError(f"--batch {batch_size}: give at least 1 image per forward pass")
+    if not is_style_based(G):
+        return _generate_biggan(G, outdir, seeds, truncation_psi, truncation_cutoff, class_idx, grid, projected_w,
+                                batch_size, progress, truncation_mode)
+    if truncation_mode is not None:
+        raise UsageError("--trunc-mode applies to BigGAN networks; StyleGAN2 truncates w with --trunc PSI")
+    if truncation_psi is None:
+        truncation_psi = 1
     if noise_mode not in NOISE_MODES:
         raise UsageError(f"--noise-mode {noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
     if projected_w is not None:
@@ -125,11 +179,7 @@ def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncati
         ws = load_projected_w(projected_w, G)
         names = [f"proj{i:02d}.png" for i in range(len(ws))]
     else:
-        if seeds is None or len(seeds) == 0:
-            raise UsageError("no seeds given; pass --seeds like 0-35")
-        bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
-        if bad:
-            raise UsageError(f"seed {bad[0]} is out of range; seeds are 0..{MAX_SEED}")
+        check_seeds(seeds)
         check_class(G, class_idx)
         check_truncation(G, truncation_psi, truncation_cutoff)
         names = [f"seed{s:04d}.png" for s in seeds]
@@ -151,3 +201,57 @@ def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncati
 
     paths = write_files(outdir, files())
     return {"images": paths[:-2], "grid": paths[-2], "latents": paths[-1]}
+
+
+def check_seeds(seeds: Sequence[int] | None) -> None:
+    if seeds is None or len(seeds) == 0:
+        raise UsageError("no seeds given; pass --seeds like 0-35")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise UsageError(f"seed {bad[0]} is out of range; seeds are 0..{MAX_SEED}")
+
+
+def _generate_biggan(G, outdir, seeds, truncation, truncation_cutoff, class_idx, grid, projected_w, batch_size,
+                     progress, truncation_mode) -> dict:
+    if projected_w is not None:
+        raise UsageError("--projected-w needs a style-based network (StyleGAN2); this BigGAN samples from z and a class")
+    if truncation_cutoff is not None:
+        raise UsageError("--trunc-cutoff applies to StyleGAN2's w layers; BigGAN truncates z: drop it")
+    check_seeds(seeds)
+    check_class(G, class_idx)
+    mode, t = check_biggan_truncation(G, truncation, truncation_mode)
+    names = [f"seed{s:04d}.png" for s in seeds]
+    rows, cols = grid_shape(len(names), *(grid if grid is not None else (None, None)))
+    check_outdir(outdir)
+
+    z = truncated_z_from_seeds(seeds, G.z_dim, t, mode)
+    c = class_labels(class_idx, G.c_dim, len(seeds))
+    images = biggan_images(G, z, c, statistics_truncation(t, mode), batch_size=batch_size, progress=progress)
+    arrays = {"z": z.numpy(), "c": c.numpy(), "seeds": np.asarray(seeds, dtype=np.int64),
+              "truncation": np.float32(np.nan if t is None else t), "truncation_mode": np.str_(mode)}
+
+    def files():
+        for img, name in zip(images, names):
+            yield name, encode_png(to_hwc(img))
+        yield "grid.png", encode_png(make_grid(images, rows, cols))
+        yield "latents.npz", _npz_bytes(arrays)
+
+    paths = write_files(outdir, files())
+    return {"images": paths[:-2], "grid": paths[-2], "latents": paths[-1]}
+
+
+def write_interpolation_sheet(G, outdir: str, kind: str, seeds: Sequence[int], classes: Sequence[int], steps: int,
+                              truncation: float | None = None, truncation_mode: str | None = None,
+                              batch_size: int = 16) -> dict:
+    """Write interp-<kind>.png (biggan_interpolation_sheet) and interp-<kind>.npz (its z, c, seeds, classes)
+    into outdir, checked first and written all or nothing like generate_images."""
+    from ganforge.synthesis.interpolate import biggan_interpolation_sheet
+
+    if batch_size < 1:
+        raise UsageError(f"--batch {batch_size}: give at least 1 image per forward pass")
+    check_seeds(seeds)
+    check_outdir(outdir)
+    sheet, latents = biggan_interpolation_sheet(G, kind, seeds, classes, steps, truncation, truncation_mode,
+                                                batch_size=batch_size)
+    paths = write_files(outdir, [(f"interp-{kind}.png", encode_png(sheet)), (f"interp-{kind}.npz", _npz_bytes(latents))])
+    return {"sheet": paths[0], "latents": paths[1]}
