@@ -56,6 +56,7 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     sa = torch.load(one_go / "network-snapshot-000000.072" / "training_state.pt", weights_only=True)
     sb = torch.load(killed / "network-snapshot-000000.072" / "training_state.pt", weights_only=True)
     assert sa["cur_nimg"] == sb["cur_nimg"] == 72 and sa["step"] == sb["step"] == 18
+    assert sa["tick"] == sb["tick"] == 1   # the resumed run goes on with the tick after the snapshot's
     assert torch.equal(sa["pl_mean"], sb["pl_mean"]) and sa["pl_mean"].item() > 0
     assert sa["sampler"] == sb["sampler"]
     assert sa["augment"] == sb["augment"] and sa["augment"]["p"] > 0, (sa["augment"], sb["augment"])
@@ -67,7 +68,8 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
                 assert torch.equal(v, sb[opt]["state"][i][k]), (opt, i, k)
     # The log continued where it stopped: one line per snapshot, kimg increasing.
     lines = (killed / "stats.jsonl").read_text().splitlines()
-    assert [round(__import__("json").loads(l)["kimg"], 3) for l in lines] == [0.036, 0.072]
+    assert [round(json.loads(l)["kimg"], 3) for l in lines] == [0.036, 0.072]
+    assert [json.loads(l)["tick"] for l in lines] == [0, 1]
 
 
 def test_resume_from_checkpoint_fine_tunes_its_weights(tmp_path, tiny_checkpoint):

@@ -262,7 +262,7 @@ class Trainer:
         self.pl_mean.copy_(state["pl_mean"])
         self.cur_nimg = int(state["cur_nimg"])
         self.step = int(state["step"])
-        self.tick_idx = int(state["tick"])
+        self.tick_idx = int(state["tick"]) + 1   # a snapshot closes its tick (run() writes it at a tick's end)
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         aug_state = state.get("augment")
         if self.ada is not None and aug_state is not None:
