@@ -117,9 +117,10 @@ def test_info_reports_classes_and_truncation(capsys):
     assert "D parameters" in out and "10 classes" in out and "resample" in out
 
 
-@pytest.mark.parametrize("src", [BP, HF])
-def test_onnx_export_of_biggan(tmp_path, capsys, src):
+def test_onnx_export_of_biggan(tmp_path, capsys):
+    # BigGAN-PyTorch's network: the per-forward power step of its spectral norm is part of the graph.
+    # (The 128-px BigGAN-deep fixture exports too, in 40 s: too slow for the suite.)
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     pytest.importorskip("onnxscript", reason="onnxscript (torch's ONNX exporter) is not installed")
-    assert main(["export-onnx", "--network", src, "--out", str(tmp_path / "g.onnx"), "--trunc", "0.5"]) == 0
+    assert main(["export-onnx", "--network", BP, "--out", str(tmp_path / "g.onnx")]) == 0
     assert "onnxruntime matches PyTorch" in capsys.readouterr().out
