@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "generate",
     "mix",
     "video",
+    "edit",
     "info",
     "dataset",
     "train",
