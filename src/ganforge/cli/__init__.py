@@ -22,6 +22,8 @@ SUBCOMMANDS = [
     "generate",
     "mix",
     "video",
+    "project",
+    "attribute",
     "edit",
     "info",
     "dataset",
