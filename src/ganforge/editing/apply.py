@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ganforge.models.latents import to_uint8
+from ganforge.synthesis.generate import synthesize
 from ganforge.synthesis.images import make_grid
 
 
@@ -42,16 +42,6 @@ def edit_grid_ws(ws: torch.Tensor, directions: torch.Tensor, strengths: Sequence
 
 
 @torch.no_grad()
-def _render(G, ws: torch.Tensor, noise_mode: str, batch_size: int, progress=None) -> torch.Tensor:
-    out = []
-    for i in range(0, len(ws), batch_size):
-        out.append(to_uint8(G.synthesis(ws[i:i + batch_size], noise_mode=noise_mode)).cpu())
-        if progress is not None:
-            progress.update(len(out[-1]))
-    return torch.cat(out)
-
-
-@torch.no_grad()
 def edit_figures(G, ws: torch.Tensor, directions: torch.Tensor, strengths: Sequence[float], layers: Sequence[int],
                  noise_mode: str = "const", batch_size: int = 16, progress=None) -> tuple[list[np.ndarray], torch.Tensor]:
     """One figure per sample: row k = direction k, column m = strengths[m] (e.g. -3 ... +3), each cell the
@@ -62,7 +52,7 @@ def edit_figures(G, ws: torch.Tensor, directions: torch.Tensor, strengths: Seque
     """
     S, K, M = len(ws), len(directions), len(strengths)
     edited = edit_grid_ws(ws, directions, strengths, layers).reshape(S * K * M, *ws.shape[1:])
-    images = _render(G, edited, noise_mode, batch_size, progress)
+    images = synthesize(G, edited, noise_mode, batch_size, progress)
     figures = [make_grid(images[s * K * M:(s + 1) * K * M], K, M) for s in range(S)]
     return figures, edited
 
@@ -88,7 +78,7 @@ def edit_walk_frames(G, ws: torch.Tensor, directions: torch.Tensor, layers: Sequ
         for i in range(0, frames, max(1, batch_size // S)):
             chunk = offsets[i:i + max(1, batch_size // S)]
             batch = torch.cat([edit_ws(ws, direction, float(s), layers) for s in chunk])
-            imgs = _render(G, batch, noise_mode, batch_size)
+            imgs = synthesize(G, batch, noise_mode, batch_size)
             for f in range(len(chunk)):
                 yield make_grid(imgs[f * S:(f + 1) * S], None, cols)
                 if progress is not None:

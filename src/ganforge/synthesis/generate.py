@@ -193,6 +193,12 @@ def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncati
         arrays = {"w": ws.cpu().numpy(), "z": z.cpu().numpy(), "seeds": np.asarray(seeds, dtype=np.int64)}
     images = synthesize(G, ws, noise_mode=noise_mode, batch_size=batch_size, progress=progress)
 
+    return _write_images(outdir, images, names, rows, cols, arrays)
+
+
+def _write_images(outdir: str, images: torch.Tensor, names: Sequence[str], rows: int, cols: int,
+                  arrays: dict[str, np.ndarray]) -> dict:
+    """One PNG per image, grid.png and latents.npz into outdir, all or nothing (write_files)."""
     def files():
         for img, name in zip(images, names):
             yield name, encode_png(to_hwc(img))
@@ -230,14 +236,7 @@ def _generate_biggan(G, outdir, seeds, truncation, truncation_cutoff, class_idx,
     arrays = {"z": z.numpy(), "c": c.numpy(), "seeds": np.asarray(seeds, dtype=np.int64),
               "truncation": np.float32(np.nan if t is None else t), "truncation_mode": np.str_(mode)}
 
-    def files():
-        for img, name in zip(images, names):
-            yield name, encode_png(to_hwc(img))
-        yield "grid.png", encode_png(make_grid(images, rows, cols))
-        yield "latents.npz", _npz_bytes(arrays)
-
-    paths = write_files(outdir, files())
-    return {"images": paths[:-2], "grid": paths[-2], "latents": paths[-1]}
+    return _write_images(outdir, images, names, rows, cols, arrays)
 
 
 def write_interpolation_sheet(G, outdir: str, kind: str, seeds: Sequence[int], classes: Sequence[int], steps: int,
