@@ -23,8 +23,8 @@ def tiny_D(res=16, img_channels=3, c_dim=0, architecture="resnet", seed=1, **kw)
     from ganforge.models.stylegan2 import Discriminator
 
     torch.manual_seed(seed)
-    return Discriminator(c_dim=c_dim, img_resolution=res, img_channels=img_channels, architecture=architecture,
-                         channel_base=256, channel_max=32, **kw)
+    kw = {"channel_base": 256, "channel_max": 32, **kw}
+    return Discriminator(c_dim=c_dim, img_resolution=res, img_channels=img_channels, architecture=architecture, **kw)
 
 
 def run_cli(*args, cwd=None, env=None, timeout=300):

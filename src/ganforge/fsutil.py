@@ -1,10 +1,63 @@
-"""Small filesystem helpers for durable, atomic writes (temp file, fsync, rename). Imports nothing from ganforge."""
+"""Small filesystem helpers for durable, atomic writes (temp file, fsync, rename), and the one rule for
+output paths (`check_output_path`). Imports nothing from ganforge but its errors."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+
+from ganforge.errors import UsageError
+
+
+def _nearest_existing(path: str) -> str:
+    probe = path
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    return probe
+
+
+def check_output_path(path: str, flag: str = "--out", overwrite: bool = False, kind: str = "file") -> str:
+    """The rule every command applies to an output it writes (a file for --out, a file or a folder for
+    `dataset --dest`), checked before any work starts. Returns the path; creates nothing.
+
+      * missing parent folders are fine: they are created when the output is written (as --outdir is);
+        the nearest existing ancestor must be a writable folder;
+      * an existing output is never replaced unless `overwrite` (the commands' --overwrite); with it the
+        old one is replaced only once the new one is complete (atomic rename), so a failure keeps it;
+      * an empty existing folder counts as absent for kind "dir"; a folder where a file is wanted (or a
+        file where a folder is wanted) is refused.
+    """
+    full = os.path.abspath(os.fspath(path))
+    if os.path.lexists(full):
+        is_dir = os.path.isdir(full)
+        if kind == "file" and is_dir:
+            raise UsageError(f"{flag} {path} is a folder; give a file name")
+        if kind == "dir" and not is_dir:
+            raise UsageError(f"{flag} {path} exists and is not a folder; give a new folder (or a .zip name)")
+        empty_dir = is_dir and not os.listdir(full)
+        if not empty_dir and not overwrite:
+            what = "folder is not empty" if is_dir else "exists"
+            raise UsageError(f"{flag} {path}: {what}; pass --overwrite to replace it, or choose another {flag}")
+        parent = os.path.dirname(full)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path}: its folder {parent} is not writable; choose another {flag}")
+        return path
+    probe = _nearest_existing(os.path.dirname(full))
+    if not os.path.isdir(probe):
+        raise UsageError(f"{flag} {path}: {probe} is not a folder; choose another {flag}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {probe} is not writable; choose another {flag}")
+    return path
+
+
+def make_parent_dirs(path: str, flag: str = "--out") -> None:
+    """Create the folders above output `path` (after `check_output_path`); one-line error if that fails."""
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {parent} for {flag}: {e.strerror}; choose another {flag}") from None
 
 
 def fsync_dir(path: str) -> None:

@@ -74,7 +74,6 @@ def test_grid_mismatch_is_one_error_and_writes_nothing(tiny_checkpoint, tmp_path
 
 @pytest.mark.parametrize("extra,fragment", [
     (["--seeds", "0-3", "--class", 10], "out of range"),
-    (["--seeds", "0-3"], "pass --class"),
     (["--seeds", "0-3", "--class", 1, "--trunc-cutoff", 99], "--trunc-cutoff 99"),
     (["--seeds", "0-3", "--class", 1, "--trunc", "nan"], "finite"),
     (["--seeds", "0-3", "--class", 1, "--batch", 0], "--batch"),

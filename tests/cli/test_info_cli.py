@@ -56,9 +56,9 @@ def test_info_gflop_of_config_f_256(tmp_path):
     proc = run_cli("info", tmp_path / "f256", "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
-    assert info["resolution"] == "256x256" and info["num_ws"] == 14 and info["mapping layers"] == 8
-    assert info["G parameters"] == "30,034,338"
-    gflop = info["G GFLOP per image"]
+    assert info["resolution"] == 256 and info["num_ws"] == 14 and info["mapping_layers"] == 8
+    assert info["g_parameters"] == 30_034_338 and info["d_parameters"] is None
+    gflop = info["g_gflop_per_image"]
     assert round(gflop, 1) == 90.8, gflop
     convs, fir = analytic_flops(256)
     assert convs / 1e9 == pytest.approx(90.2546, abs=1e-4)

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 import ganforge
-from testkit import assert_usage_error, run_cli, tiny_G
+from testkit import assert_usage_error, run_cli, tiny_G, usage_error_in_process
+from ganforge.cli import main
 from ganforge.formats import Checkpoint
 from ganforge.models.latents import class_labels, to_uint8, z_from_seeds
 
@@ -172,13 +173,28 @@ def test_info_of_a_tiny_checkpoint(tiny_checkpoint):
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     G = _load_G(tiny_checkpoint)
-    assert info["resolution"] == "16x16" and info["conditioning"] == "10 classes" and info["num_ws"] == G.num_ws
-    assert info["G parameters"] == f"{sum(p.numel() for p in G.parameters()):,}"
-    assert info["image channels"] == 1 and info["z_dim / w_dim"] == "16 / 16" and info["mapping layers"] == 2
+    assert info["resolution"] == 16 and info["c_dim"] == 10 and info["num_ws"] == G.num_ws
+    assert info["g_parameters"] == sum(p.numel() for p in G.parameters())
+    assert info["image_channels"] == 1 and (info["z_dim"], info["w_dim"]) == (16, 16) and info["mapping_layers"] == 2
+
+
+def test_info_and_class_use_the_class_names_the_checkpoint_stores(tmp_path, capsys):
+    # The bundled demo records its dataset's class names (config.json training.class_names).
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["class_names"][3] == "Dress" and len(info["class_names"]) == info["c_dim"] == 10
+    assert main(["info"]) == 0
+    assert "3 Dress" in capsys.readouterr().out
+    for spelling in ("Dress", "dress", "3"):
+        assert main(["generate", "--class", spelling, "--seeds", "0", "--outdir", str(tmp_path / spelling)]) == 0
+    by_name = np.asarray(Image.open(tmp_path / "Dress" / "seed0000.png"))
+    assert (by_name == np.asarray(Image.open(tmp_path / "3" / "seed0000.png"))).all()
+    assert (by_name == np.asarray(Image.open(tmp_path / "dress" / "seed0000.png"))).all()
+    err = usage_error_in_process(capsys, "generate", "--class", "Dres", "--outdir", tmp_path / "x")
+    assert "no class named 'Dres'" in err and "3 'Dress'" in err and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--seeds", "0-3"], "pass --class 0..9"),
     (["--seeds", "0-3", "--class", "10"], "out of range"),
     (["--seeds", "3-1", "--class", "1"], "runs backwards"),
     (["--seeds", "a-b", "--class", "1"], "not a number"),

@@ -29,11 +29,14 @@ def test_convert_chain_through_every_format(tmp_path):
     assert "wrote" in proc.stdout
     convert(str(tmp_path / "n.pkl"), str(tmp_path / "native"))
     assert (tmp_path / "native" / "config.json").exists()
-    convert(str(tmp_path / "native"), str(tmp_path / "r.pt"), to="rosinality")
-    a, b = ganforge.load(src), ganforge.load(tmp_path / "r.pt")
+    a, b = ganforge.load(src), ganforge.load(tmp_path / "native")
     assert _same(a.G_ema, b.G_ema) and _same(a.D, b.D)
-    want, got = torch.load(src, weights_only=True), torch.load(tmp_path / "r.pt", weights_only=True)
-    assert all(torch.equal(want["g_ema"][k], got["g_ema"][k]) for k in want["g_ema"])
+    # The fixture's widths are rosinality's table / 64 (to keep it small): rosinality's own Generator cannot
+    # be built with them, so writing it back as a rosinality file is refused rather than written unloadable
+    # (test_rosinality.py round-trips networks with rosinality's widths bit-exactly).
+    assert_usage_error(run_cli("convert", tmp_path / "native", tmp_path / "r.pt", "--to", "rosinality"),
+                       "are not rosinality's")
+    assert not (tmp_path / "r.pt").exists()
 
 
 def test_bad_inputs_are_one_line_exit_2(tmp_path):

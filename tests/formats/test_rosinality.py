@@ -36,8 +36,12 @@ def test_parity_with_rosinality_reference_outputs():
         assert np.abs(ck.D(img, None).numpy() - ref["d_logits"]).max() <= TOL
 
 
+# The smallest widths rosinality's Generator/Discriminator can express: 512 channels up to 32x32.
+ROSINALITY_WIDTHS = dict(res=8, channel_base=4096, channel_max=512)
+
+
 def _checkpoint():
-    G, G_ema, D = tiny_G(seed=0), tiny_G(seed=3), tiny_D()
+    G, G_ema, D = tiny_G(seed=0, **ROSINALITY_WIDTHS), tiny_G(seed=3, **ROSINALITY_WIDTHS), tiny_D(**ROSINALITY_WIDTHS)
     with torch.no_grad():
         G_ema.mapping.w_avg.normal_()
         for n in (G, G_ema, D):
@@ -52,7 +56,7 @@ def test_round_trip_native_rosinality_native_is_bit_exact(tmp_path):
     rosinality.write(ganforge.load(tmp_path / "a"), tmp_path / "b.pt")
     data = torch.load(tmp_path / "b.pt", weights_only=True)
     assert set(data) == {"g", "g_ema", "d", "latent_avg", "g_latent_avg"}
-    assert data["g_ema"]["conv1.conv.weight"].shape == (1, 32, 32, 3, 3)
+    assert data["g_ema"]["conv1.conv.weight"].shape == (1, 512, 512, 3, 3)
     assert data["g_ema"]["noises.noise_0"].shape == (1, 1, 4, 4)
     assert torch.equal(data["latent_avg"], ck.G_ema.mapping.w_avg)
     ganforge.load(tmp_path / "b.pt").save(tmp_path / "c")
@@ -68,7 +72,7 @@ def test_training_checkpoint_with_args_and_no_latent_avg(tmp_path):
     data = torch.load(tmp_path / "b.pt", weights_only=True)
     del data["latent_avg"]
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(3))])
-    data.update(args=argparse.Namespace(size=16, channel_multiplier=2), g_optim=opt.state_dict(), ada_aug_p=0.1)
+    data.update(args=argparse.Namespace(size=8, channel_multiplier=2), g_optim=opt.state_dict(), ada_aug_p=0.1)
     torch.save(data, tmp_path / "train.pt")
     G = ganforge.load(tmp_path / "train.pt").G_ema
     with torch.no_grad():  # w_avg re-estimated as the mean of mapping(z), as rosinality's scripts do
@@ -82,8 +86,22 @@ def test_unrepresentable_networks_are_refused(tmp_path):
     with pytest.raises(UsageError, match="architecture is 'resnet'"):
         rosinality.write(Checkpoint(G=tiny_G(architecture="resnet"), G_ema=None), tmp_path / "x.pt")
     with pytest.raises(UsageError, match="discriminator architecture"):
-        rosinality.write(Checkpoint(G=tiny_G(), G_ema=None, D=tiny_D(architecture="skip")), tmp_path / "x.pt")
+        rosinality.write(Checkpoint(G=tiny_G(**ROSINALITY_WIDTHS), G_ema=None,
+                                    D=tiny_D(architecture="skip", **ROSINALITY_WIDTHS)), tmp_path / "x.pt")
+    with pytest.raises(UsageError, match="channel widths .* are not rosinality's"):
+        rosinality.write(Checkpoint(G=tiny_G(), G_ema=None), tmp_path / "x.pt")   # 32 channels at 4x4
+    with pytest.raises(UsageError, match="discriminator's channel widths"):
+        rosinality.write(Checkpoint(G=tiny_G(**ROSINALITY_WIDTHS), G_ema=None, D=tiny_D(res=8)), tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_rosinality_channel_table():
+    # rosinality model.py: {4..32: 512, 64: 256*m, 128: 128*m, 256: 64*m, 512: 32*m, 1024: 16*m}
+    assert [rosinality.rosinality_channels(r, 2) for r in (4, 32, 64, 256, 1024)] == [512, 512, 512, 128, 32]
+    rosinality.need_rosinality_channels(1024, 32768, 512, "generator")   # NVIDIA's config F is m = 2
+    rosinality.need_rosinality_channels(256, 16384, 512, "generator")    # m = 1
+    with pytest.raises(UsageError):
+        rosinality.need_rosinality_channels(256, 16384, 256, "generator")
 
 
 def test_channel_layout_inference():

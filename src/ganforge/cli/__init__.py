@@ -64,6 +64,10 @@ def main(argv=None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
+        if hasattr(args, "threads") and args.command != "train":  # train applies its own (per process)
+            from ganforge.cli.common import apply_threads
+
+            apply_threads(args.threads)
         rc = args._run(args)
         return int(rc or 0)
     except UsageError as e:

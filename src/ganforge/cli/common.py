@@ -3,16 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ganforge.errors import UsageError
 
 
 def add_network_args(p: argparse.ArgumentParser, required: bool = False) -> None:
-    p.add_argument("--network", metavar="PATH", required=required,
-                   help="checkpoint: ganforge directory, NVIDIA .pkl, TensorFlow .pkl, rosinality .pt, "
-                        "pytorch-pretrained-BigGAN or BigGAN-PyTorch weights folder"
+    p.add_argument("--network", metavar="PATH|URL|NAME", required=required,
+                   help="checkpoint: ganforge directory, training run directory (its latest snapshot), NVIDIA "
+                        ".pkl, TensorFlow .pkl, rosinality .pt, pytorch-pretrained-BigGAN or BigGAN-PyTorch weights "
+                        "folder; an http(s) URL or a name from `ganforge networks`"
                         + ("" if required else " (default: the bundled demo model)"))
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto (default)")
+    add_threads_arg(p)
+
+
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for PyTorch (default: the cores this process may use minus the load other "
+                        "processes already put on them, at least 1, so a busy machine is not oversubscribed)")
+
+
+def default_threads(cores: int | None = None, load: float | None = None, torch_default: int | None = None) -> int:
+    """CPU threads for a command that was not given --threads: the cores this process may run on
+    (sched_getaffinity), less the 1-minute load average of the machine (work other processes are already
+    doing; oversubscribed threads made `generate` 7x slower on a busy machine), at most PyTorch's own
+    default (the physical cores) and at least 1."""
+    import torch
+
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (OSError, AttributeError):
+            load = 0.0
+    torch_default = torch_default or torch.get_num_threads()
+    return max(1, min(int(cores), int(torch_default), int(round(cores - load))))
+
+
+def apply_threads(threads: int | None) -> int:
+    """torch.set_num_threads(--threads, or default_threads()); returns the count. One-line error for N < 1."""
+    import torch
+
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads {threads}: give at least 1")
+    n = threads if threads is not None else default_threads()
+    torch.set_num_threads(n)
+    return n
 
 
 def add_sampling_args(p: argparse.ArgumentParser, biggan: bool = True) -> None:
@@ -43,7 +81,7 @@ def class_index(text: str | None, G) -> int | None:
         raise UsageError("this network is unconditional (c_dim=0); drop --class")
     from ganforge.data.imagenet import resolve_class
 
-    return resolve_class(text, G.c_dim)
+    return resolve_class(text, G.c_dim, names=getattr(G, "class_names", None))
 
 
 def class_list(text: str | None, G) -> list[int]:
@@ -91,8 +129,17 @@ def load_checkpoint(args):
     """Checkpoint for --network (or the bundled demo) on --device."""
     import ganforge
 
+    import os
+    import sys
+
+    from ganforge.formats import run_dir_snapshot
+
     device = pick_device(getattr(args, "device", "auto"))
     path = args.network or default_network()
+    if os.path.isdir(path):
+        snap = run_dir_snapshot(path)
+        if snap != path:
+            print(f"using {snap} (the run's latest snapshot)", file=sys.stderr)
     return ganforge.load(path, device=device)
 
 

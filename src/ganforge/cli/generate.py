@@ -3,6 +3,8 @@
 Everything asked for is checked before anything is computed; the outputs are written all or nothing.
 """
 
+import sys
+
 from ganforge.cli.common import add_network_args, add_sampling_args, class_index, class_list, load_checkpoint, progress
 from ganforge.errors import UsageError
 from ganforge.synthesis.seeds import parse_grid, parse_range
@@ -44,12 +46,23 @@ def run(args):
         return _interpolation_sheet(args, G, seeds)
     if args.classes is not None:
         raise UsageError("--classes is for --interp sheets; pass one --class for plain images")
-    with progress(len(seeds) if seeds is not None else None, "generate") as bar:
+    class_idx = class_index(args.class_idx, G)
+    if G.c_dim and class_idx is None and args.projected_w is None:
+        from ganforge.synthesis.generate import default_class_note
+
+        print(default_class_note(G), file=sys.stderr)
+    total = None if seeds is None else len(seeds)
+    if G.c_dim and class_idx is None and seeds is not None:
+        from ganforge.synthesis.generate import default_class_plan
+
+        total = len(default_class_plan(G, seeds)[0])
+    with progress(total, "generate") as bar:
         out = generate_images(G, args.outdir, seeds=seeds, truncation_psi=args.trunc,
-                              truncation_cutoff=args.trunc_cutoff, class_idx=class_index(args.class_idx, G),
+                              truncation_cutoff=args.trunc_cutoff, class_idx=class_idx,
                               noise_mode=args.noise_mode, grid=grid, projected_w=args.projected_w,
                               batch_size=args.batch, progress=bar, truncation_mode=args.trunc_mode)
-    print(f"wrote {len(out['images'])} images, {out['grid']} and {out['latents']}")
+    n = len(out["images"])
+    print(f"wrote {n} image{'s' if n != 1 else ''}, {out['grid']} and {out['latents']}")
 
 
 def _interpolation_sheet(args, G, seeds):

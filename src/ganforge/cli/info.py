@@ -9,12 +9,13 @@ HELP = "architecture, resolution, parameters, FLOPs per image and conditioning o
 
 
 def add_arguments(p):
-    p.add_argument("network", nargs="?", default=None, help="checkpoint path (default: the bundled demo model)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("network", nargs="?", default=None, metavar="NETWORK",
+                   help="checkpoint path, run directory, URL or `ganforge networks` name (default: the bundled demo)")
+    p.add_argument("--json", action="store_true", help="print JSON (typed values under stable snake_case keys) instead of text")
 
 
 def run(args):
-    from ganforge.models.summary import describe
+    from ganforge.models.summary import describe, format_info
 
     args.device = "cpu"
     ckpt = load_checkpoint(args)
@@ -22,5 +23,4 @@ def run(args):
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    for k, v in info.items():
-        print(f"{k:>22}: {v}")
+    print("\n".join(format_info(info)))

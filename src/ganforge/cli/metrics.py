@@ -22,13 +22,16 @@ HELP = "quality metrics (FID, KID, IS, precision/recall, PPL, SWD) of a network 
 
 
 def add_arguments(p):
-    p.add_argument("--network", metavar="PATH", help="checkpoint to evaluate (its G_ema)")
+    p.add_argument("--network", metavar="PATH|URL|NAME", help="checkpoint to evaluate (its G_ema): a path, a training "
+                   "run directory (its latest snapshot), an http(s) URL or a name from `ganforge networks`")
     p.add_argument("--data", metavar="DATASET", help="real images: folder or zip (the training dataset)")
     p.add_argument("--folders", nargs=2, metavar=("REAL", "FAKE"),
                    help="compare two folders/zips of images instead of a network")
     p.add_argument("--metrics", default=None, metavar="LIST",
                    help="comma-separated names, e.g. fid50k_full,kid50k_full,pr50k3_full,ppl2_wend,is50k,swd "
-                        "(default: fid50k_full with --network, fid with --folders)")
+                        "(default: fid50k_full with --network, fid with --folders). Sized variants at any count: "
+                        "fidN / fidN_full, kidN, prNk3, isN, swdN, with N like 500 or 2k (fid2k, kid500, swd256, "
+                        "pr2k3, fid20k_full); --folders mode: fid, kid, pr3, is, swd_all")
     p.add_argument("--detector", action="append", default=[], metavar="PATH",
                    help="a feature-network weight file (Inception, VGG16 or LPIPS; recognised by content); "
                         "repeatable")
@@ -38,6 +41,9 @@ def add_arguments(p):
                    help="accept weight files whose SHA-256 is not the published one (numbers not comparable)")
     p.add_argument("--gpus", type=int, default=1, metavar="K", help="number of processes/GPUs (default 1)")
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    from ganforge.cli.common import add_threads_arg
+
+    add_threads_arg(p)
     p.add_argument("--out", metavar="FILE",
                    help="append results (JSON lines) here (default: metric-<name>.jsonl next to the network)")
     p.add_argument("--cache-dir", metavar="DIR", help="real-data feature cache (default ~/.cache/ganforge/gan-metrics)")
@@ -61,8 +67,6 @@ def _validate(args):
     for path in paths:
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such file or folder")
-    if args.network and not os.path.exists(args.network):
-        raise UsageError(f"--network {args.network}: no such file or folder")
     for spec in specs:
         if args.folders and spec.needs_generator:
             raise UsageError(f"{spec.name} needs a network; it cannot be computed between two folders")

@@ -1,5 +1,7 @@
 """ganforge mix: the style-mixing figure (like NVIDIA's style_mixing.py)."""
 
+import sys
+
 from ganforge.cli.common import add_network_args, add_sampling_args, class_index, load_checkpoint, psi
 from ganforge.errors import UsageError
 from ganforge.synthesis.seeds import parse_range
@@ -29,6 +31,8 @@ def run(args):
     if not is_style_based(G):
         raise UsageError("style mixing needs a style-based network (StyleGAN2); this one has no mapping network "
                          "or per-layer styles")
+    if G.c_dim and args.class_idx is None:
+        print(f"no --class given: seed s uses class s mod {G.c_dim}; pass --class K for one class", file=sys.stderr)
     out = style_mixing_figure(G, args.outdir, rows, cols, styles, truncation_psi=psi(args),
                               class_idx=class_index(args.class_idx, G), noise_mode=args.noise_mode)
     print(f"wrote {len(out['images'])} mixed images and {out['grid']}")

@@ -1,5 +1,7 @@
 """ganforge video: a looping latent-interpolation video (MP4 or GIF)."""
 
+import sys
+
 from ganforge.cli.common import (add_network_args, add_sampling_args, class_index, class_list, load_checkpoint,
                                  progress, psi)
 from ganforge.errors import UsageError
@@ -19,16 +21,19 @@ def add_arguments(p):
                         "seed's z and loops through --classes) or 'lerp-z' (linear in z at one class; the default)")
     p.add_argument("--classes", default=None, metavar="K,K,...",
                    help="BigGAN --interp class: the classes to loop through (indices or names), e.g. 1,207,980")
-    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--fps", type=int, default=30, help="frames per second, 1..240 (default 30)")
     add_sampling_args(p)
     p.add_argument("--out", default="out/video.mp4", help="output .mp4 or .gif (default out/video.mp4)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (only once the new one is complete)")
 
 
 def run(args):
     seeds = parse_range(args.seeds, "seeds")
     grid = parse_grid(args.grid)
-    from ganforge.synthesis.interpolate import biggan_interpolation_frames, interpolation_frames, write_video
+    from ganforge.synthesis.interpolate import (biggan_interpolation_frames, check_video_out, interpolation_frames,
+                                                write_video)
 
+    check_video_out(args.out, args.fps, overwrite=args.overwrite)
     G = load_checkpoint(args).G_ema
     from ganforge.models import is_style_based
 
@@ -37,6 +42,9 @@ def run(args):
         if args.classes is not None or args.trunc_mode is not None:
             raise UsageError("--classes and --trunc-mode are for BigGAN networks; drop them")
         interp = args.interp or "lerp-w"
+        if G.c_dim and args.class_idx is None:
+            print(f"no --class given: grid cell j uses class j mod {G.c_dim}; pass --class K for one class",
+                  file=sys.stderr)
         total = (len(seeds) // max(cells, 1)) * args.frames
         frames = interpolation_frames(G, seeds, grid, args.frames, interp=interp, truncation_psi=psi(args),
                                       class_idx=class_index(args.class_idx, G), noise_mode=args.noise_mode)
@@ -55,7 +63,7 @@ def run(args):
         frames = biggan_interpolation_frames(G, seeds, classes, grid, args.frames, interp=interp,
                                              truncation=args.trunc, truncation_mode=args.trunc_mode)
     with progress(total, "video", unit="frame") as bar:
-        write_video(_counted(frames, bar), args.out, fps=args.fps)
+        write_video(_counted(frames, bar), args.out, fps=args.fps, overwrite=args.overwrite)
     print(f"wrote {args.out} ({total} frames)")
 
 

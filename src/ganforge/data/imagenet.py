@@ -87,8 +87,29 @@ def _describe(k: int) -> str:
     return f"{k} {_wnids()[k]} ({_names()[k]})"
 
 
-def resolve_class(text: str, n_classes: int) -> int:
+def resolve_named_class(text: str, names: list[str]) -> int:
+    """Class index from a name among a network's own class names (a dataset's, stored in its config.json:
+    'Dress' -> 3 for the bundled Fashion-MNIST demo), case, underscores, hyphens and spaces ignored.
+    UsageError naming the nearest names (or all of them, when few) when nothing matches."""
+    key = _normalize(text)
+    hits = [k for k, name in enumerate(names) if _normalize(str(name)) == key]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise UsageError(f"the class name {text!r} is shared by classes {', '.join(map(str, hits))}; pass the index")
+    normalized = {_normalize(str(name)): k for k, name in enumerate(names)}
+    near = difflib.get_close_matches(key, list(normalized), n=5, cutoff=0.5)
+    listed = near if near and len(names) > 12 else list(normalized)
+    hint = ", ".join(f"{normalized[n]} {names[normalized[n]]!r}" for n in listed[:12])
+    raise UsageError(f"this network has no class named {text!r}; its classes: {hint}"
+                     + (" ..." if len(listed) > 12 else "") + "; pass a name or an index")
+
+
+def resolve_class(text: str, n_classes: int, names: list[str] | None = None) -> int:
     """Class index from what a user typed: an index ('207'), a WordNet id ('n02099601') or a name.
+
+    With `names` (the network's own class names, from its dataset), a name is looked up among them
+    (`resolve_named_class`); otherwise names and wnids are those of ImageNet, for 1000-class networks.
 
     A name matches any one of a class's comma-separated lemmas, or its whole lemma line, with case,
     underscores, hyphens and spaces ignored: 'golden retriever', 'Golden_Retriever' -> 207;
@@ -108,6 +129,8 @@ def resolve_class(text: str, n_classes: int) -> int:
             raise UsageError(f"class {k} is out of range for this {n_classes}-class network; "
                              f"pass an index 0..{n_classes - 1}")
         return k
+    if names and len(names) == n_classes:
+        return resolve_named_class(text, list(names))
     if n_classes != IMAGENET_CLASSES:
         raise UsageError(f"class names are known only for {IMAGENET_CLASSES}-class ImageNet networks; "
                          f"pass an index 0..{n_classes - 1} (this network has {n_classes} classes, "

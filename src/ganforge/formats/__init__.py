@@ -38,6 +38,19 @@ class Checkpoint:
     def architecture(self) -> str:
         return self.config.get("architecture", "stylegan2")
 
+    @property
+    def class_names(self) -> list[str] | None:
+        """The classes' names when the checkpoint stores them (config "class_names", or the training
+        dataset's, recorded by `ganforge train`), one per class of G; else None (ImageNet networks get
+        their names from ganforge.data.imagenet instead)."""
+        names = self.config.get("class_names")
+        if names is None:
+            names = (self.config.get("training") or {}).get("class_names")
+        c_dim = getattr(self.G_ema, "c_dim", 0)
+        if isinstance(names, list) and c_dim and len(names) == c_dim:
+            return [str(n) for n in names]
+        return None
+
     def save(self, path: str | os.PathLike) -> None:
         from ganforge.formats import native
 
@@ -54,6 +67,20 @@ def _reader(name: str):
     return importlib.import_module(f"ganforge.formats.{name}")
 
 
+def run_dir_snapshot(path: str) -> str:
+    """A training run directory (it holds training_options.json) -> its latest complete snapshot, as
+    `train --resume RUN_DIR` picks it; any other path is returned as is."""
+    from ganforge.train import rundir
+
+    if not (os.path.isdir(path) and rundir.is_run_dir(path)):
+        return path
+    snap = rundir.latest_snapshot(path)
+    if snap is None:
+        raise UsageError(f"{path} is a training run directory without a snapshot yet; wait for the first "
+                         "snapshot or pass a checkpoint")
+    return snap
+
+
 def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
     """Read a checkpoint of any supported format -> Checkpoint (networks in eval mode on `device`)."""
     path = os.fspath(path)
@@ -61,6 +88,7 @@ def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
         raise UsageError(f"{path} does not exist; pass a checkpoint directory or file with --network")
     if os.path.isfile(path) and not os.access(path, os.R_OK):
         raise UsageError(f"{path} is not readable (check its permissions)")
+    path = run_dir_snapshot(path)
     for name in READERS:
         reader = _reader(name)
         if reader.sniff(path):
@@ -68,6 +96,9 @@ def load(path: str | os.PathLike, device="cpu") -> Checkpoint:
             for net in (ckpt.G, ckpt.G_ema, ckpt.D):
                 if net is not None:
                     net.eval().requires_grad_(False)
+            for net in (ckpt.G, ckpt.G_ema):  # so that --class NAME resolves with the network alone
+                if net is not None and ckpt.class_names:
+                    net.class_names = ckpt.class_names
             return ckpt
     known = ", ".join(READERS)
     raise FormatError(f"{path} is not a checkpoint ganforge can read (known formats: {known}); "

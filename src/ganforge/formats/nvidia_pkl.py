@@ -327,6 +327,9 @@ def write(ckpt: Checkpoint, path: str | os.PathLike, nvidia_src: str | os.PathLi
                 module_src = f.read()
         except OSError as e:
             raise UsageError(f"cannot read --nvidia-src {nvidia_src}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--nvidia-src {nvidia_src} is not a text file (not UTF-8); pass NVIDIA's "
+                             "training/networks.py or leave --nvidia-src out") from None
         if "class Generator" not in module_src or "persistent_class" not in module_src:
             raise UsageError(f"{nvidia_src} does not look like NVIDIA's training/networks.py "
                              "(no persistent Generator class); pass that file or leave --nvidia-src out")
@@ -334,6 +337,9 @@ def write(ckpt: Checkpoint, path: str | os.PathLike, nvidia_src: str | os.PathLi
         module_src = SHIM_MODULE_SRC
     if ckpt.architecture != "stylegan2":
         raise UsageError(f"only StyleGAN2 networks can be written as NVIDIA pickles, not {ckpt.architecture}")
+    if ckpt.D is None:
+        raise UsageError("this checkpoint has no discriminator, and NVIDIA's load_network_pkl requires G, D and "
+                         "G_ema; convert a training snapshot (it stores D), or write --to native")
     data: dict[str, Any] = {}
     training = ckpt.config.get("training") or {}
     data["training_set_kwargs"] = training.get("training_set_kwargs")

@@ -92,7 +92,14 @@ def export_onnx(G: nn.Module, path: str | os.PathLike, truncation_psi: float = 1
             program = torch.onnx.export(model, inputs, input_names=names, output_names=["img"],
                                         dynamic_shapes=tuple({0: batch} for _ in inputs), opset_version=OPSET,
                                         dynamo=True, verbose=False)
-        program.save(os.fspath(path), external_data=False)
+        path = os.fspath(path)
+        tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp-{os.getpid()}-{os.path.basename(path)}")
+        try:
+            program.save(tmp, external_data=False)  # whole file first; an existing `path` is replaced only now
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror}") from None
 

@@ -270,6 +270,26 @@ def _build_generator(G_kwargs, state, data, key, facts, source, device):
 # Writing
 
 
+def rosinality_channels(res: int, channel_multiplier: int) -> int:
+    """rosinality's Generator/Discriminator `self.channels` table (model.py, commit bef283a): 512 up to
+    32x32, then 2^(14 - log2 res) * channel_multiplier (256*cm at 64, 128*cm at 128, ..., 16*cm at 1024)."""
+    return 512 if res <= 32 else (2 ** 14 // res) * channel_multiplier
+
+
+def need_rosinality_channels(img_resolution: int, channel_base: int, channel_max: int, which: str) -> None:
+    """UsageError unless ganforge's widths min(channel_base // res, channel_max) at every resolution 4..img_resolution
+    equal rosinality's table for one integer channel_multiplier (rosinality can express no other widths)."""
+    ours = {4 * 2 ** i: min(channel_base // (4 * 2 ** i), channel_max)
+            for i in range(int(img_resolution).bit_length() - 2)}
+    cms = {c * r // 2 ** 14 for r, c in ours.items() if r > 32} or {2}
+    if img_resolution > 1024 or len(cms) != 1 or min(cms) < 1 or any(
+            rosinality_channels(r, min(cms)) != c for r, c in ours.items()):
+        table = ", ".join(f"{r}: {c}" for r, c in ours.items())
+        raise UsageError(f"cannot write a rosinality checkpoint: the {which}'s channel widths ({table}) are not "
+                         "rosinality's (512 up to 32x32, then 256*m, 128*m, ... for an integer channel_multiplier "
+                         "m), so its Generator could not load them; convert to native or nvidia-pkl instead")
+
+
 def _check_writable(G, D) -> None:
     def need(cond, what):
         if not cond:
@@ -287,8 +307,11 @@ def _check_writable(G, D) -> None:
     need(syn.get("use_noise", True), "noise inputs are disabled")
     need(mp.get("lr_multiplier", MAPPING_LR_MULTIPLIER) == MAPPING_LR_MULTIPLIER, "the mapping lr multiplier is not 0.01")
     need(mp.get("layer_features") in (None, G.w_dim), "the mapping layer width differs from w_dim")
+    need_rosinality_channels(G.img_resolution, syn.get("channel_base", 32768), syn.get("channel_max", 512), "generator")
     if D is not None:
         dk = D.init_kwargs
+        need_rosinality_channels(D.img_resolution, dk.get("channel_base", 32768), dk.get("channel_max", 512),
+                                 "discriminator")
         ep = dk.get("epilogue_kwargs") or {}
         need(dk.get("c_dim", 0) == 0, "the discriminator is conditional")
         need(dk.get("architecture", "resnet") == "resnet", f"the discriminator architecture is {dk.get('architecture')!r}")

@@ -295,6 +295,41 @@ class _Context:
         self._memo[key] = feats
         return feats
 
+    def check(self, specs) -> None:
+        """Every request of this call, checked before anything is computed (one UsageError naming the fix):
+        the data each metric needs is there, a network matches its dataset (resolution, channels, labels
+        of a conditional network), SWD has as many reals as it generates (suggesting the sized variant that
+        fits), and every feature network is found."""
+        real = self.dataset(self.dataset_path) if self.dataset_path else None
+        fake = self.dataset(self.fake_path) if self.fake_path else None
+        G = self.G
+        needs_real = any(s.needs_real for s in specs)
+        if G is not None and real is not None:
+            res, ch = int(G.img_resolution), int(G.img_channels)
+            if needs_real and (real.resolution, real.num_channels) != (res, ch):
+                raise UsageError(f"the network makes {res}x{res} {ch}-channel images but {self.dataset_path} holds "
+                                 f"{real.resolution}x{real.resolution} {real.num_channels}-channel ones; pass the "
+                                 "dataset the network was trained on")
+        c_dim = int(getattr(G, "c_dim", 0) or 0) if G is not None else 0
+        if c_dim:
+            if real is None:
+                raise UsageError(f"the network is conditional ({c_dim} classes): pass --data DATASET with labels "
+                                 "(generated images take their classes from the dataset's labels, as NVIDIA's do)")
+            if not real.has_labels or real.label_dim != c_dim:
+                have = f"labels of size {real.label_dim}" if real.has_labels else "no labels (dataset.json)"
+                raise UsageError(f"the network is conditional on {c_dim} classes but {self.dataset_path} has {have}; "
+                                 "pass the labelled dataset it was trained on")
+        for spec in specs:
+            if spec.kind == "swd" and real is not None:
+                want = spec.max_real if spec.max_real is not None else (len(fake) if fake is not None else None)
+                if want is not None and len(real) < want:
+                    fit = 2 ** int(np.log2(max(len(real), 2)))
+                    raise UsageError(f"{spec.name} compares {want} real images with as many generated ones but "
+                                     f"{self.dataset_path} has only {len(real)}; use --metrics swd{fit} (or another "
+                                     f"swdN with N <= {len(real)})")
+        for kind in dict.fromkeys(s.detector for s in specs if s.detector):
+            get_detector(kind, self.opts, self.device)
+
     def resolution(self):
         if self.G is not None and self.fake_path is None:
             return int(self.G.img_resolution)
@@ -384,6 +419,7 @@ def compute_metrics(metric_names, G=None, dataset_path=None, device="cpu", rank:
         G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     ctx = _Context(G, dataset_path, fake_path, device, rank, num_gpus, cache_dir, detectors, seed, batch_size,
                    progress, G_kwargs)
+    ctx.check(specs)
     out = {}
     for spec in specs:
         t0 = time.time()

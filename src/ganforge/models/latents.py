@@ -30,13 +30,17 @@ def z_from_seeds(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([z_from_seed(s, z_dim) for s in seeds])).to(torch.float32)
 
 
-def class_labels(class_idx: int | None, c_dim: int, batch: int) -> torch.Tensor:
-    """One-hot labels [batch, c_dim] for class_idx ([batch, 0] for unconditional networks)."""
+def class_labels(class_idx, c_dim: int, batch: int) -> torch.Tensor:
+    """One-hot labels [batch, c_dim] for class_idx: one class for the whole batch, or a sequence of
+    `batch` classes, one per row ([batch, 0] for unconditional networks)."""
     c = torch.zeros([batch, c_dim])
     if c_dim > 0:
-        if class_idx is None or not 0 <= class_idx < c_dim:
-            raise ValueError(f"class index must be in [0, {c_dim}) for this conditional network, got {class_idx}")
-        c[:, class_idx] = 1
+        per_row = list(class_idx) if isinstance(class_idx, (list, tuple, np.ndarray, torch.Tensor)) else None
+        ks = per_row if per_row is not None else [class_idx] * batch
+        if len(ks) != batch or any(k is None or not 0 <= int(k) < c_dim for k in ks):
+            raise ValueError(f"class indices must be {batch} values in [0, {c_dim}) for this conditional network, "
+                             f"got {class_idx}")
+        c[torch.arange(batch), torch.as_tensor([int(k) for k in ks], dtype=torch.long)] = 1
     return c
 
 

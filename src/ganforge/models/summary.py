@@ -39,57 +39,112 @@ def generator_flops(G: nn.Module) -> int:
     return int(counter.get_total_flops())
 
 
+# describe()'s keys: stable, snake_case, typed (ints, floats, strings, lists, or None where absent), in the order
+# the text view prints them, with that view's label.
+LABELS = {
+    "architecture": "architecture",
+    "source_format": "source format",
+    "resolution": "resolution",
+    "image_channels": "image channels",
+    "c_dim": "classes",
+    "class_names": "class names",
+    "z_dim": "z_dim",
+    "w_dim": "w_dim",
+    "embed_dim": "embed_dim",
+    "num_ws": "num_ws",
+    "mapping_layers": "mapping layers",
+    "synthesis_architecture": "synthesis",
+    "channel_base": "channel_base",
+    "channel_max": "channel_max",
+    "channel_width": "channel width",
+    "attention_resolutions": "attention at",
+    "truncation_mode": "truncation",
+    "truncation_stat_tables": "truncation tables",
+    "sn_eval_mode": "spectral norm in eval",
+    "g_parameters": "G parameters",
+    "d_parameters": "D parameters",
+    "g_gflop_per_image": "G GFLOP per image",
+    "trained_kimg": "trained kimg",
+}
+
+
 def describe(ckpt: Any) -> dict[str, Any]:
+    """What `ganforge info --json` prints: typed values under the stable keys of LABELS. Keys that do not
+    apply to the architecture are left out; values the checkpoint lacks are None (d_parameters without a
+    stored D, class_names when the checkpoint records none, trained_kimg when it was not trained by us)."""
     G = ckpt.G_ema
     from ganforge.models import is_style_based
 
-    if not is_style_based(G):
-        return _describe_biggan(ckpt)
-    syn_kwargs = G.init_kwargs.get("synthesis_kwargs", {})
-    map_kwargs = G.init_kwargs.get("mapping_kwargs", {})
-    flops = generator_flops(G)
-    info = {
-        "architecture": ckpt.config.get("architecture", "stylegan2"),
-        "source format": ckpt.config.get("source_format", ckpt.config.get("format", "ganforge")),
-        "resolution": f"{G.img_resolution}x{G.img_resolution}",
-        "image channels": G.img_channels,
-        "conditioning": f"{G.c_dim} classes" if G.c_dim else "unconditional",
-        "z_dim / w_dim": f"{G.z_dim} / {G.w_dim}",
-        "num_ws": G.num_ws,
-        "mapping layers": map_kwargs.get("num_layers", 8),
-        "synthesis": f"{syn_kwargs.get('architecture', 'skip')}, channel_base {syn_kwargs.get('channel_base', 32768)}, "
-                     f"channel_max {syn_kwargs.get('channel_max', 512)}",
-        "G parameters": f"{count_params(G):,}",
-        "D parameters": f"{count_params(ckpt.D):,}" if ckpt.D is not None else "none stored",
-        "G GFLOP per image": round(flops / 1e9, 3),
+    info: dict[str, Any] = {
+        "architecture": ckpt.config.get("architecture", "stylegan2" if is_style_based(G) else "biggan"),
+        "source_format": ckpt.config.get("source_format", ckpt.config.get("format", "ganforge")),
+        "resolution": int(G.img_resolution),
+        "image_channels": int(G.img_channels),
+        "c_dim": int(G.c_dim),
+        "class_names": _class_names(ckpt),
+        "z_dim": int(G.z_dim),
     }
-    training = ckpt.config.get("training") or {}
-    if "kimg" in training:
-        info["trained kimg"] = training["kimg"]
+    if is_style_based(G):
+        syn_kwargs = G.init_kwargs.get("synthesis_kwargs", {})
+        map_kwargs = G.init_kwargs.get("mapping_kwargs", {})
+        info.update({
+            "w_dim": int(G.w_dim),
+            "num_ws": int(G.num_ws),
+            "mapping_layers": int(map_kwargs.get("num_layers", 8)),
+            "synthesis_architecture": syn_kwargs.get("architecture", "skip"),
+            "channel_base": int(syn_kwargs.get("channel_base", 32768)),
+            "channel_max": int(syn_kwargs.get("channel_max", 512)),
+        })
+    else:
+        kw = G.init_kwargs
+        info.update({
+            "embed_dim": kw.get("embed_dim"),
+            "channel_width": kw.get("channel_width"),
+            "attention_resolutions": [int(r) for r in kw.get("attention") or ()],
+            "truncation_mode": G.truncation_mode,
+            "truncation_stat_tables": int(kw.get("n_stats", 1)),
+            "sn_eval_mode": kw.get("sn_eval_mode", "stored"),
+        })
+    info.update({
+        "g_parameters": count_params(G),
+        "d_parameters": count_params(ckpt.D) if ckpt.D is not None else None,
+        "g_gflop_per_image": round(generator_flops(G) / 1e9, 3),
+        "trained_kimg": (ckpt.config.get("training") or {}).get("kimg"),
+    })
     return info
 
 
-def _describe_biggan(ckpt: Any) -> dict[str, Any]:
-    G = ckpt.G_ema
-    kw = G.init_kwargs
-    n_stats = kw.get("n_stats", 1)
-    info = {
-        "architecture": ckpt.config.get("architecture", "biggan"),
-        "source format": ckpt.config.get("source_format", ckpt.config.get("format", "ganforge")),
-        "resolution": f"{G.img_resolution}x{G.img_resolution}",
-        "image channels": G.img_channels,
-        "conditioning": f"{G.c_dim} classes" + (" (ImageNet; --class also takes names)" if G.c_dim == 1000 else ""),
-        "z_dim / embed_dim": f"{G.z_dim} / {kw.get('embed_dim')}",
-        "channel width": kw.get("channel_width"),
-        "attention at": ", ".join(str(r) for r in kw.get("attention") or ()) or "none",
-        "truncation": (f"{G.truncation_mode} (default)"
-                       + (f"; batch-norm statistics for {n_stats} truncation values" if n_stats > 1 else "")),
-        "spectral norm in eval": kw.get("sn_eval_mode", "stored"),
-        "G parameters": f"{count_params(G):,}",
-        "D parameters": f"{count_params(ckpt.D):,}" if ckpt.D is not None else "none stored",
-        "G GFLOP per image": round(generator_flops(G) / 1e9, 3),
-    }
-    training = ckpt.config.get("training") or {}
-    if "kimg" in training:
-        info["trained kimg"] = training["kimg"]
-    return info
+def _class_names(ckpt: Any) -> list[str] | None:
+    names = getattr(ckpt, "class_names", None)
+    if names:
+        return list(names)
+    return None
+
+
+def format_info(info: dict[str, Any]) -> list[str]:
+    """The text view of describe(): one 'label: value' line per key, numbers with thousands separators."""
+    lines = []
+    for key, value in info.items():
+        label = LABELS.get(key, key)
+        if key == "c_dim":
+            text = f"{value} (conditional)" if value else "0 (unconditional)"
+            if value == 1000 and not info.get("class_names"):
+                text += "; ImageNet: --class also takes names and WordNet ids"
+        elif key == "class_names":
+            if value is None:
+                continue
+            text = ", ".join(f"{k} {n}" for k, n in enumerate(value)) + " (--class takes these names)"
+        elif key == "attention_resolutions":
+            text = ", ".join(str(r) for r in value) or "none"
+        elif key == "resolution":
+            text = f"{value}x{value}"
+        elif key == "d_parameters" and value is None:
+            text = "none stored"
+        elif key == "trained_kimg" and value is None:
+            continue
+        elif isinstance(value, int) and not isinstance(value, bool) and key.endswith("parameters"):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        lines.append(f"{label:>22}: {text}")
+    return lines

@@ -20,14 +20,44 @@ from ganforge.synthesis.images import check_outdir, encode_png, grid_shape, make
 MAX_SEED = 2 ** 32 - 1  # seeds seed numpy's RandomState (NVIDIA's convention), which takes 32 bits
 
 
-def check_class(G, class_idx: int | None) -> None:
-    """Conditional networks need a class, unconditional ones refuse one (one clear line either way)."""
+def check_class(G, class_idx) -> None:
+    """Conditional networks need a class (one, or one per image), unconditional ones refuse one (one clear
+    line either way)."""
     if G.c_dim == 0 and class_idx is not None:
         raise UsageError("this network is unconditional (c_dim=0); drop --class")
     if G.c_dim > 0 and class_idx is None:
         raise UsageError(f"this network is conditional on {G.c_dim} classes; pass --class 0..{G.c_dim - 1}")
-    if G.c_dim > 0 and not 0 <= class_idx < G.c_dim:
-        raise UsageError(f"--class {class_idx} is out of range; this network has classes 0..{G.c_dim - 1}")
+    for k in (class_idx if isinstance(class_idx, (list, tuple)) else [class_idx]) if G.c_dim else []:
+        if not 0 <= k < G.c_dim:
+            raise UsageError(f"--class {k} is out of range; this network has classes 0..{G.c_dim - 1}")
+
+
+ROWS_PER_CLASS_MAX = 32  # generate without --class: one grid row per class up to this many classes
+
+
+def seed_classes(G, seeds: Sequence[int], class_idx: int | None) -> list[int] | int | None:
+    """The class of each seed's image: `class_idx` when given; for a conditional network without one,
+    seed s gets class s mod c_dim (ganforge's default for mix and video, so that they work on a
+    conditional network without --class; NVIDIA's scripts refuse). Unconditional networks: None."""
+    if class_idx is not None or G.c_dim == 0:
+        return class_idx
+    return [int(s) % G.c_dim for s in seeds]
+
+
+def default_class_plan(G, seeds: Sequence[int]) -> tuple[list[int], list[int], tuple[int, int] | None]:
+    """`generate` on a conditional network without --class: (seeds, classes, grid) per image. Up to
+    ROWS_PER_CLASS_MAX classes, every seed in every class, one grid row per class (rows x len(seeds));
+    more classes (ImageNet), seed s in class s mod c_dim, as `seed_classes`."""
+    if G.c_dim <= ROWS_PER_CLASS_MAX:
+        pairs = [(s, k) for k in range(G.c_dim) for s in seeds]
+        return [s for s, _ in pairs], [k for _, k in pairs], (G.c_dim, len(seeds))
+    return list(seeds), seed_classes(G, seeds, None), None
+
+
+def default_class_note(G) -> str:
+    if G.c_dim <= ROWS_PER_CLASS_MAX:
+        return f"no --class given: one grid row per class (0..{G.c_dim - 1}); pass --class K for one class"
+    return f"no --class given: seed s uses class s mod {G.c_dim}; pass --class K for one class"
 
 
 BIGGAN_MAX_TRUNCATION = 2.0   # --trunc for BigGAN: a threshold (resample) or a scale (scale) in (0, 2]
@@ -81,15 +111,17 @@ def check_truncation(G, truncation_psi: float, truncation_cutoff: int | None) ->
 
 
 @torch.no_grad()
-def seeds_to_ws(G, seeds: Sequence[int], class_idx: int | None = None, truncation_psi: float = 1,
+def seeds_to_ws(G, seeds: Sequence[int], class_idx: int | Sequence[int] | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = None, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z [N, z_dim], ws [N, num_ws, w_dim]) for the seeds, on G's device."""
+    """(z [N, z_dim], ws [N, num_ws, w_dim]) for the seeds, on G's device; class_idx: one class for all
+    seeds, or one per seed."""
     device = next(G.parameters()).device
     z = z_from_seeds(seeds, G.z_dim).to(device)
     ws = []
     for i in range(0, len(seeds), batch_size):
         zb = z[i:i + batch_size]
-        c = class_labels(class_idx, G.c_dim, len(zb)).to(device)
+        kb = class_idx[i:i + batch_size] if isinstance(class_idx, (list, tuple)) else class_idx
+        c = class_labels(kb, G.c_dim, len(zb)).to(device)
         ws.append(G.mapping(zb, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff))
     return z, torch.cat(ws) if ws else torch.zeros([0, G.num_ws, G.w_dim], device=device)
 
@@ -180,9 +212,12 @@ def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncati
         names = [f"proj{i:02d}.png" for i in range(len(ws))]
     else:
         check_seeds(seeds)
+        if G.c_dim and class_idx is None:
+            seeds, class_idx, default_grid = default_class_plan(G, seeds)
+            grid = grid if grid is not None else default_grid
         check_class(G, class_idx)
         check_truncation(G, truncation_psi, truncation_cutoff)
-        names = [f"seed{s:04d}.png" for s in seeds]
+        names = image_names(seeds, class_idx)
     rows, cols = grid_shape(len(names), *(grid if grid is not None else (None, None)))
     check_outdir(outdir)
 
@@ -191,6 +226,8 @@ def generate_images(G, outdir: str, seeds: Sequence[int] | None = None, truncati
     else:
         z, ws = seeds_to_ws(G, seeds, class_idx, truncation_psi, truncation_cutoff)
         arrays = {"w": ws.cpu().numpy(), "z": z.cpu().numpy(), "seeds": np.asarray(seeds, dtype=np.int64)}
+        if isinstance(class_idx, list):
+            arrays["classes"] = np.asarray(class_idx, dtype=np.int64)
     images = synthesize(G, ws, noise_mode=noise_mode, batch_size=batch_size, progress=progress)
 
     return _write_images(outdir, images, names, rows, cols, arrays)
@@ -209,6 +246,13 @@ def _write_images(outdir: str, images: torch.Tensor, names: Sequence[str], rows:
     return {"images": paths[:-2], "grid": paths[-2], "latents": paths[-1]}
 
 
+def image_names(seeds: Sequence[int], classes) -> list[str]:
+    """seedNNNN.png per image; seedNNNN-classKK.png when each image has its own class."""
+    if isinstance(classes, list):
+        return [f"seed{s:04d}-class{k:02d}.png" for s, k in zip(seeds, classes)]
+    return [f"seed{s:04d}.png" for s in seeds]
+
+
 def check_seeds(seeds: Sequence[int] | None) -> None:
     if seeds is None or len(seeds) == 0:
         raise UsageError("no seeds given; pass --seeds like 0-35")
@@ -224,9 +268,12 @@ def _generate_biggan(G, outdir, seeds, truncation, truncation_cutoff, class_idx,
     if truncation_cutoff is not None:
         raise UsageError("--trunc-cutoff applies to StyleGAN2's w layers; BigGAN truncates z: drop it")
     check_seeds(seeds)
+    if G.c_dim and class_idx is None:
+        seeds, class_idx, default_grid = default_class_plan(G, seeds)
+        grid = grid if grid is not None else default_grid
     check_class(G, class_idx)
     mode, t = check_biggan_truncation(G, truncation, truncation_mode)
-    names = [f"seed{s:04d}.png" for s in seeds]
+    names = image_names(seeds, class_idx)
     rows, cols = grid_shape(len(names), *(grid if grid is not None else (None, None)))
     check_outdir(outdir)
 

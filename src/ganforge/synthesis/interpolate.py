@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ganforge.errors import UsageError
+from ganforge.fsutil import check_output_path, make_parent_dirs
 from ganforge.models.latents import class_labels, slerp, to_uint8, z_from_seeds
 from ganforge.synthesis.generate import check_class
 from ganforge.synthesis.images import make_grid
@@ -33,14 +34,17 @@ def interpolation_frames(G, seeds: Sequence[int], grid: tuple[int, int], frames:
     """Yield uint8 [H, W, C] grid frames of a seamless loop; each grid cell visits its own seeds.
 
     Cell j of rows*cols cells gets keyframes seeds[j], seeds[j + cells], ...; needs >= 2 per cell.
+    class_idx None on a conditional network: cell j stays in class j mod c_dim.
     """
     if interp not in INTERPOLATIONS:
         raise UsageError(f"--interp must be one of {', '.join(INTERPOLATIONS)}")
     if frames < 1:
         raise UsageError("--frames must be at least 1")
-    check_class(G, class_idx)
     rows, cols = grid
     cells = rows * cols
+    if G.c_dim and class_idx is None:
+        class_idx = [j % G.c_dim for j in range(cells)]
+    check_class(G, class_idx)
     if len(seeds) < 2 * cells or len(seeds) % cells:
         raise UsageError(f"--grid {rows}x{cols} needs a multiple of {cells} seeds, at least {2 * cells} "
                          f"(two keyframes per cell); got {len(seeds)}")
@@ -67,20 +71,29 @@ def interpolation_frames(G, seeds: Sequence[int], grid: tuple[int, int], frames:
                 progress.update(1)
 
 
-def write_video(frames_iter, out: str, fps: int = 30, total: int | None = None) -> str:
-    """Write frames to .mp4 (libx264 via imageio-ffmpeg) or .gif. Writes to a temporary name then renames."""
-    import imageio.v2 as imageio
+MAX_FPS = 240
 
+
+def check_video_out(out: str, fps: int, overwrite: bool = False) -> None:
+    """The video request, checked before any frame is computed: .mp4 or .gif, 1 <= fps <= MAX_FPS, and
+    the output rule of `fsutil.check_output_path` (an existing file only with --overwrite)."""
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".mp4", ".gif"):
         raise UsageError(f"--out {out}: the video must end in .mp4 or .gif")
+    if not isinstance(fps, int) or not 1 <= fps <= MAX_FPS:
+        raise UsageError(f"--fps {fps}: give a whole number of frames per second, 1..{MAX_FPS} (e.g. 30)")
+    check_output_path(out, "--out", overwrite=overwrite)
+
+
+def write_video(frames_iter, out: str, fps: int = 30, total: int | None = None, overwrite: bool = True) -> str:
+    """Write frames to .mp4 (libx264 via imageio-ffmpeg) or .gif. Writes to a temporary name then renames.
+    (`check_video_out` first; overwrite=False refuses an existing `out`.)"""
+    import imageio.v2 as imageio
+
+    check_video_out(out, fps, overwrite=overwrite)
+    ext = os.path.splitext(out)[1].lower()
     parent = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create {parent}: {e.strerror}; choose a writable --out") from None
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{parent} is not writable; choose another --out")
+    make_parent_dirs(out, "--out")
     tmp = os.path.join(parent, f".tmp-{os.getpid()}-{os.path.basename(out)}")
     try:
         if ext == ".mp4":

@@ -14,7 +14,7 @@ import torch
 
 from ganforge.errors import UsageError
 from ganforge.models.latents import layer_mask, mix_styles
-from ganforge.synthesis.generate import check_class, seeds_to_ws, synthesize
+from ganforge.synthesis.generate import check_class, seed_classes, seeds_to_ws, synthesize
 from ganforge.synthesis.images import prepare_outdir, save_png, to_hwc
 
 
@@ -34,14 +34,15 @@ def mix_at(ws_list: Sequence[torch.Tensor], cutoffs: Sequence[int]) -> torch.Ten
 def style_mixing_figure(G, outdir: str, row_seeds: Sequence[int], col_seeds: Sequence[int], styles: Sequence[int],
                         truncation_psi: float = 1, class_idx: int | None = None, noise_mode: str = "const") -> dict:
     """The paper's mixing figure: top row = column seeds, left column = row seeds, each cell the row
-    seed's w with the `styles` layers taken from the column seed. Writes {row}-{col}.png and grid.png."""
-    check_class(G, class_idx)
+    seed's w with the `styles` layers taken from the column seed. Writes {row}-{col}.png and grid.png.
+    class_idx None on a conditional network: each seed's w from its own class (`seed_classes`)."""
+    check_class(G, class_idx if class_idx is not None or not G.c_dim else 0)
     bad = [s for s in styles if not 0 <= s < G.num_ws]
     if bad:
         raise UsageError(f"--styles {bad} out of range: this network has layers 0..{G.num_ws - 1}")
     prepare_outdir(outdir)
     seeds = list(dict.fromkeys(list(row_seeds) + list(col_seeds)))
-    _, ws = seeds_to_ws(G, seeds, class_idx, truncation_psi)
+    _, ws = seeds_to_ws(G, seeds, seed_classes(G, seeds, class_idx), truncation_psi)
     w_of = {s: ws[i:i + 1] for i, s in enumerate(seeds)}
     images = {s: img for s, img in zip(seeds, synthesize(G, ws, noise_mode=noise_mode))}
     pairs = [(r, c) for r in row_seeds for c in col_seeds]
